@@ -1,0 +1,22 @@
+"""Directory connectors: the contract, and one module per directory kind.
+
+This package is the only place that speaks LDAP. The app asks for a
+directory by kind and gets something that fulfils
+:class:`connectors.directory.Directory`.
+"""
+
+from __future__ import annotations
+
+from connectors.directory import Directory
+from connectors.settings import DirectorySettings
+
+KINDS = ("openldap",)
+
+
+def open_directory(kind: str, settings: DirectorySettings) -> Directory:
+    """Build the connector for ``kind``; nothing is contacted yet."""
+    if kind == "openldap":
+        from connectors.openldap import OpenLdapDirectory
+
+        return OpenLdapDirectory(settings)
+    raise ValueError(f"DIRECTORY_KIND must be one of {', '.join(KINDS)} (got {kind!r})")

@@ -1,0 +1,327 @@
+"""OpenLDAP with the ppolicy overlay, behind the Directory contract.
+
+What slapd decides is only visible through result codes and the password
+policy response control; this module is the one place that reads them and
+turns them into :class:`~connectors.directory.Outcome` values.
+
+Requirements on the server side (see docs/architecture.md): the ppolicy
+overlay with ``ppolicy_use_lockout`` (so a locked account is told apart
+from a wrong password), a service account with ``manage`` on userPassword
+and the pwd* attributes, and ``authzTo`` on the service account so it can
+change a password *as the user* (proxied authorization). That last one is
+how an expired password, which can no longer bind, is still changed under
+the user's own policy (history, length).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn
+
+from connectors import ldapconn, ppolicy
+from connectors.directory import (
+    Account,
+    AccountStatus,
+    DirectoryMisconfigured,
+    DirectoryUnavailable,
+    Outcome,
+    PasswordPolicy,
+    Verdict,
+)
+from connectors.ldapconn import require_password
+from connectors.settings import DirectorySettings
+
+log = logging.getLogger(__name__)
+
+PROXY_AUTHZ_OID = "2.16.840.1.113730.3.4.18"
+#: slapd's value for a lock that never expires: an administrator's "disable".
+PERMANENT_LOCK = "000001010000Z"
+#: How long the policy entry is trusted before it is read again.
+POLICY_TTL_SECONDS = 300.0
+
+_ACCOUNT_ATTRIBUTES = ["entryUUID", "uid", "cn", "displayName", "givenName", "mail"]
+_STATUS_ATTRIBUTES = [
+    "pwdAccountLockedTime",
+    "pwdFailureTime",
+    "pwdReset",
+    "pwdChangedTime",
+    "pwdStartTime",
+    "pwdEndTime",
+]
+
+_CHANGE_REFUSALS = {
+    ppolicy.PolicyError.PASSWORD_TOO_SHORT: Outcome.TOO_SHORT,
+    ppolicy.PolicyError.INSUFFICIENT_PASSWORD_QUALITY: Outcome.TOO_WEAK,
+    ppolicy.PolicyError.PASSWORD_IN_HISTORY: Outcome.IN_HISTORY,
+    ppolicy.PolicyError.PASSWORD_TOO_YOUNG: Outcome.TOO_YOUNG,
+}
+
+# LDAP result codes this module reacts to.
+_SUCCESS = 0
+_CONSTRAINT_VIOLATION = 19
+_NO_SUCH_ATTRIBUTE = 16
+_NO_SUCH_OBJECT = 32
+_INVALID_CREDENTIALS = 49
+_INSUFFICIENT_ACCESS = 50
+_UNWILLING_TO_PERFORM = 53
+_AUTHORIZATION_DENIED = 123
+
+
+def parse_generalized_time(value: str) -> datetime:
+    """Read an LDAP GeneralizedTime such as ``20261127120000.123456Z``."""
+    text = value.rstrip("Z")
+    whole, _, fraction = text.partition(".")
+    parsed = datetime.strptime(whole, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    if fraction:
+        parsed += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
+    return parsed
+
+
+def _first(attributes: dict[str, object], name: str) -> str | None:
+    value = attributes.get(name)
+    if isinstance(value, list):
+        return str(value[0]) if value else None
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _proxy_control(dn: str) -> tuple[str, bool, bytes]:
+    # slapd wants the raw authzId, not a BER-wrapped one.
+    return (PROXY_AUTHZ_OID, True, b"dn:" + dn.encode("utf-8"))
+
+
+class OpenLdapDirectory:
+    """The Directory contract for OpenLDAP + ppolicy."""
+
+    def __init__(self, settings: DirectorySettings) -> None:
+        self._settings = settings
+        self._connections = ldapconn.Connections(settings)
+        self._policy: PasswordPolicy | None = None
+        self._policy_read_at = 0.0
+        self._policy_lock = threading.Lock()
+        # Binds for unknown users go to a DN that cannot exist, so they
+        # cost the directory a round trip just like a real wrong password.
+        self._decoy_parent = f"cn=sspm-no-such-account,{settings.base_dn}"
+
+    # -- looking accounts up -------------------------------------------------
+
+    def check(self) -> None:
+        with self._connections.service() as conn:
+            conn.search(self._settings.base_dn, "(objectClass=*)", BASE, attributes=["1.1"])
+            if conn.result["result"] != _SUCCESS:
+                raise DirectoryMisconfigured(
+                    f"the service account cannot read LDAP_BASE_DN {self._settings.base_dn!r}: "
+                    f"{conn.result['description']}"
+                )
+        self.policy()
+
+    def find_account(self, login: str) -> Account | None:
+        login = login.strip()
+        if not login:
+            return None
+        query = self._settings.user_filter.format(login=escape_filter_chars(login))
+        return self._search_one(self._settings.base_dn, query, SUBTREE)
+
+    def get_account(self, account_id: str) -> Account | None:
+        try:
+            canonical = str(uuid.UUID(account_id))
+        except ValueError:
+            return None
+        return self._search_one(self._settings.base_dn, f"(entryUUID={canonical})", SUBTREE)
+
+    def _search_one(self, base: str, query: str, scope: str) -> Account | None:
+        with self._connections.service() as conn:
+            conn.search(base, query, scope, attributes=_ACCOUNT_ATTRIBUTES, size_limit=2)
+            code = conn.result["result"]
+            entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+        if code == 4 or len(entries) > 1:  # sizeLimitExceeded: ambiguous, so nobody
+            log.warning("directory lookup matched more than one account; treating it as none")
+            return None
+        if code not in (_SUCCESS, _NO_SUCH_OBJECT):
+            raise DirectoryUnavailable(f"directory search failed ({conn.result['description']})")
+        if not entries:
+            return None
+        return self._account(entries[0]["dn"], entries[0]["attributes"])
+
+    @staticmethod
+    def _account(dn: str, attributes: dict[str, object]) -> Account:
+        uid = _first(attributes, "uid") or ""
+        display = _first(attributes, "displayName") or _first(attributes, "cn") or uid
+        return Account(
+            id=_first(attributes, "entryUUID") or "",
+            dn=dn,
+            username=uid,
+            display_name=display,
+            given_name=_first(attributes, "givenName") or "",
+            email=_first(attributes, "mail"),
+        )
+
+    # -- passwords -----------------------------------------------------------
+
+    def verify_password(self, login: str, password: str) -> tuple[Account | None, Verdict]:
+        require_password(password)
+        account = self.find_account(login)
+        dn = account.dn if account else f"uid={escape_rdn(login.strip() or '-')},{self._decoy_parent}"
+        with self._connections.user(dn, password) as conn:
+            conn.bind(controls=[ppolicy.REQUEST])
+            result = conn.result
+        code = result["result"]
+        response = ppolicy.from_result(result)
+        error = response.error if response else None
+        if code == _SUCCESS:
+            if account is None:  # cannot happen with a decoy DN; refuse rather than trust it
+                return None, Verdict(Outcome.BAD_CREDENTIALS)
+            if error is ppolicy.PolicyError.CHANGE_AFTER_RESET:
+                return account, Verdict(Outcome.MUST_CHANGE)
+            return account, Verdict(Outcome.OK, response.time_before_expiration if response else None)
+        if code == _INVALID_CREDENTIALS:
+            if account is not None and error is ppolicy.PolicyError.PASSWORD_EXPIRED:
+                return account, Verdict(Outcome.EXPIRED)
+            if account is not None and error is ppolicy.PolicyError.ACCOUNT_LOCKED:
+                # ppolicy_use_lockout says "locked" for disabled accounts too.
+                disabled = self.status(account).disabled
+                return account, Verdict(Outcome.DISABLED if disabled else Outcome.LOCKED)
+            return account, Verdict(Outcome.BAD_CREDENTIALS)
+        raise DirectoryUnavailable(f"directory refused the bind ({result['description']})")
+
+    def change_password(self, account: Account, old: str, new: str) -> Outcome:
+        require_password(old)
+        return self._modify_password_as(account, old, new)
+
+    def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:
+        if not must_change:
+            # As the user, without the old password: the user's policy
+            # (length, history) applies, and the lock and must-change go.
+            return self._modify_password_as(account, None, new)
+        require_password(new)
+        with self._connections.service() as conn:
+            conn.extend.standard.modify_password(user=account.dn, new_password=new, controls=[ppolicy.REQUEST])
+            self._raise_for(conn.result, "reset the password")
+            # pwdMustChange sets it too, but only if the policy says so.
+            conn.modify(account.dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]})
+            self._raise_for(conn.result, "mark the password as temporary")
+        return Outcome.OK
+
+    def _modify_password_as(self, account: Account, old: str | None, new: str) -> Outcome:
+        require_password(new)
+        with self._connections.service() as conn:
+            conn.extend.standard.modify_password(
+                old_password=old,
+                new_password=new,
+                controls=[ppolicy.REQUEST, _proxy_control(account.dn)],
+            )
+            result = conn.result
+        code = result["result"]
+        if code == _SUCCESS:
+            return Outcome.OK
+        if code == _UNWILLING_TO_PERFORM and old is not None:
+            return Outcome.BAD_CREDENTIALS
+        if code == _CONSTRAINT_VIOLATION:
+            response = ppolicy.from_result(result)
+            if response and response.error in _CHANGE_REFUSALS:
+                return _CHANGE_REFUSALS[response.error]
+            return Outcome.TOO_WEAK
+        self._raise_for(result, "change the password")
+        raise DirectoryUnavailable("unexpected answer to a password change")
+
+    # -- account standing ----------------------------------------------------
+
+    def status(self, account: Account) -> AccountStatus:
+        with self._connections.service() as conn:
+            conn.search(account.dn, "(objectClass=*)", BASE, attributes=_STATUS_ATTRIBUTES)
+            self._raise_for(conn.result, "read the account's status")
+            attributes = conn.response[0]["attributes"] if conn.response else {}
+        policy = self.policy()
+        now = datetime.now(UTC)
+
+        def when(name: str) -> datetime | None:
+            raw = _first(attributes, name)
+            return parse_generalized_time(raw) if raw and raw != PERMANENT_LOCK else None
+
+        lock_value = _first(attributes, "pwdAccountLockedTime")
+        locked_since = when("pwdAccountLockedTime")
+        start, end = when("pwdStartTime"), when("pwdEndTime")
+        disabled = (
+            lock_value == PERMANENT_LOCK or (end is not None and end <= now) or (start is not None and start > now)
+        )
+        locked = locked_since is not None and (
+            not policy.lockout_minutes or now < locked_since + timedelta(minutes=policy.lockout_minutes)
+        )
+        changed = when("pwdChangedTime")
+        expires = changed + timedelta(days=policy.max_age_days) if changed and policy.max_age_days else None
+        failures = attributes.get("pwdFailureTime") or []
+        return AccountStatus(
+            locked=locked,
+            locked_since=locked_since if locked else None,
+            failures=len(failures) if isinstance(failures, list) else 1,
+            disabled=disabled,
+            must_change=(_first(attributes, "pwdReset") or "").upper() == "TRUE",
+            password_changed_at=changed,
+            expires_at=expires,
+        )
+
+    def unlock(self, account: Account) -> None:
+        with self._connections.service() as conn:
+            # slapd drops pwdFailureTime along with the lock.
+            conn.modify(account.dn, {"pwdAccountLockedTime": [(MODIFY_DELETE, [])]})
+            if conn.result["result"] == _NO_SUCH_ATTRIBUTE:
+                return  # not locked: nothing to do
+            self._raise_for(conn.result, "unlock the account")
+
+    def policy(self) -> PasswordPolicy:
+        with self._policy_lock:
+            if self._policy is not None and time.monotonic() - self._policy_read_at < POLICY_TTL_SECONDS:
+                return self._policy
+        policy = self._read_policy()
+        with self._policy_lock:
+            self._policy, self._policy_read_at = policy, time.monotonic()
+        return policy
+
+    def _read_policy(self) -> PasswordPolicy:
+        names = ["pwdMinLength", "pwdInHistory", "pwdMaxAge", "pwdMinAge", "pwdMaxFailure", "pwdLockout"]
+        names.append("pwdLockoutDuration")
+        with self._connections.service() as conn:
+            conn.search(self._settings.policy_dn, "(objectClass=pwdPolicy)", BASE, attributes=names)
+            if conn.result["result"] != _SUCCESS or not conn.response:
+                raise DirectoryMisconfigured(
+                    f"cannot read the password policy LDAP_POLICY_DN {self._settings.policy_dn!r}: "
+                    f"{conn.result['description']}"
+                )
+            attributes = conn.response[0]["attributes"]
+
+        def number(name: str, default: int = 0) -> int:
+            raw = _first(attributes, name)
+            return int(raw) if raw is not None else default
+
+        lockout = (_first(attributes, "pwdLockout") or "").upper() == "TRUE"
+        max_age = number("pwdMaxAge")
+        duration = number("pwdLockoutDuration")
+        return PasswordPolicy(
+            min_length=number("pwdMinLength"),
+            history=number("pwdInHistory"),
+            max_age_days=max_age // 86400 if max_age else None,
+            min_age_hours=number("pwdMinAge") // 3600,
+            lockout_threshold=number("pwdMaxFailure") if lockout else None,
+            lockout_minutes=duration // 60 if lockout and duration else None,
+        )
+
+    @staticmethod
+    def _raise_for(result: dict[str, object], doing: str) -> None:
+        code = result.get("result")
+        if code == _SUCCESS:
+            return
+        description = result.get("description")
+        if code in (_INSUFFICIENT_ACCESS, _AUTHORIZATION_DENIED, _NO_SUCH_OBJECT):
+            raise DirectoryMisconfigured(f"the service account may not {doing} ({description})")
+        raise DirectoryUnavailable(f"the directory could not {doing} ({description})")
+
+    def close(self) -> None:
+        self._connections.close()

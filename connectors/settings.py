@@ -1,0 +1,65 @@
+"""How to reach a directory: plain values, no Flask, no environment.
+
+The app builds this from its own configuration; tests and benchmarks build
+it from the servers they start. Every network wait has a bound here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    url: str
+    bind_dn: str
+    bind_password: str
+    base_dn: str
+    #: Filter template; ``{login}`` is replaced by the escaped user name.
+    user_filter: str
+    #: DN of the password policy entry users are under (OpenLDAP ppolicy).
+    policy_dn: str = ""
+    ca_file: Path | None = None
+    starttls: bool = False
+    connect_timeout: int = 3
+    #: Longest wait for any single answer, so a slow directory cannot hold a
+    #: request (and a web worker) for ever.
+    timeout: int = 5
+    pool_size: int = 4
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def use_ssl(self) -> bool:
+        return urlsplit(self.url).scheme == "ldaps"
+
+    @property
+    def port(self) -> int:
+        parsed = urlsplit(self.url)
+        return parsed.port or (636 if parsed.scheme == "ldaps" else 389)
+
+    def problems(self) -> list[str]:
+        """Say what is wrong with these settings, before any connection."""
+        found: list[str] = []
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("ldap", "ldaps"):
+            found.append(f"LDAP_URL must start with ldaps:// or ldap:// (got {self.url!r})")
+        elif scheme == "ldap" and not self.starttls:
+            found.append("LDAP_URL is ldap:// without LDAP_STARTTLS=true: passwords would cross the network in clear")
+        if self.ca_file is None:
+            found.append("LDAP_CA_FILE is not set: the directory's certificate cannot be verified")
+        elif not self.ca_file.is_file():
+            found.append(f"LDAP_CA_FILE {self.ca_file} does not exist")
+        if not self.bind_dn:
+            found.append("LDAP_BIND_DN (the service account) is not set")
+        if not self.bind_password:
+            found.append("LDAP_BIND_PASSWORD (the service account's password) is not set")
+        if not self.base_dn:
+            found.append("LDAP_BASE_DN is not set")
+        if "{login}" not in self.user_filter:
+            found.append("LDAP_USER_FILTER must contain {login}")
+        return found

@@ -1,0 +1,28 @@
+"""The settings an SSPM app needs to use a lab directory.
+
+One mapping, used by the tests, the demo and the benchmarks, so all three
+run the app exactly as an operator's .env would.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from lab.seed import BASE_DN, DEFAULT_POLICY_DN
+from lab.slapd import Slapd
+
+
+def sspm_environ(slapd: Slapd, **overrides: str) -> dict[str, str]:
+    environ = {
+        "SSPM_SECRET_KEY": secrets.token_urlsafe(48),
+        "SSPM_PUBLIC_BASE_URL": "https://sspm.partners.example",
+        "DIRECTORY_KIND": "openldap",
+        "LDAP_URL": slapd.ldaps_url,
+        "LDAP_CA_FILE": str(slapd.ca_file),
+        "LDAP_BIND_DN": slapd.service_dn,
+        "LDAP_BIND_PASSWORD": slapd.service_password,
+        "LDAP_BASE_DN": "ou=people," + BASE_DN,
+        "LDAP_POLICY_DN": DEFAULT_POLICY_DN,
+    }
+    environ.update(overrides)
+    return environ

@@ -1,0 +1,191 @@
+"""Directory content for the lab: every account state the application must handle.
+
+States are seeded as operational attributes through slapadd, because LDAP
+clients may not write them (pwdChangedTime, pwdFailureTime...) and reaching
+them by real binds and waits would be slow and flaky.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+BASE_DN = "dc=partners,dc=example"
+PEOPLE_DN = "ou=people," + BASE_DN
+SERVICES_DN = "ou=services," + BASE_DN
+POLICIES_DN = "ou=policies," + BASE_DN
+SERVICE_DN = "cn=sspm," + SERVICES_DN
+DEFAULT_POLICY_DN = "cn=default," + POLICIES_DN
+SERVICE_POLICY_DN = "cn=service," + POLICIES_DN
+MAIL_DOMAIN = "partners.example"
+
+STATES = ("normal", "temporary", "expired", "locked", "disabled", "expiring")
+MAX_AGE = timedelta(days=90)
+EXPIRE_WARNING = timedelta(days=14)
+EXPIRES_IN = timedelta(days=5)  # "expiring" accounts: inside EXPIRE_WARNING
+MAX_FAILURE = 5
+BENCH_PASSWORD = "Bench-Lantern-Quarry-2024"
+
+
+@dataclass(frozen=True)
+class SeedAccount:
+    uid: str
+    given_name: str
+    surname: str
+    password: str
+    state: str
+    mail: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValueError(f"unknown state {self.state!r}; expected one of {STATES}")
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_name} {self.surname}"
+
+    @property
+    def dn(self) -> str:
+        return f"uid={self.uid},{PEOPLE_DN}"
+
+
+def _account(uid: str, given: str, sur: str, password: str, state: str, mail: str | None = None) -> SeedAccount:
+    return SeedAccount(uid, given, sur, password, state, mail or f"{uid}@{MAIL_DOMAIN}")
+
+
+DEMO_ACCOUNTS: tuple[SeedAccount, ...] = (
+    _account("jsmith", "John", "Smith", "Winter-Harbour-42", "normal"),
+    _account("lsmith", "Laura", "Smith", "Copper-Meadow-Lantern-17", "normal"),
+    _account("tnguyen", "Thanh", "Nguyen", "Silver-Canyon-Ember-63", "temporary"),
+    _account("mdubois", "Marie", "Dubois", "Quiet-River-Falcon-28", "expired"),
+    _account("klee", "Kevin", "Lee", "Amber-Tundra-Violet-51", "locked"),
+    _account("rpatel", "Ravi", "Patel", "Granite-Orchid-Pilot-74", "disabled"),
+    _account("achen", "Alice", "Chen", "Velvet-Summit-Harbor-39", "expiring"),
+    # mail is IA5String: a non-ASCII person still needs an ASCII address.
+    _account(
+        "éloïse",
+        "Éloïse",
+        "Côté",
+        "Crimson-Glacier-Meadow-86",
+        "normal",
+        f"eloise.cote@{MAIL_DOMAIN}",
+    ),
+)
+
+
+def bench_accounts(n: int) -> list[SeedAccount]:
+    """Interchangeable accounts sharing BENCH_PASSWORD: load tools need no lookup."""
+    return [_account(f"bench{i:04d}", "Bench", f"User {i:04d}", BENCH_PASSWORD, "normal") for i in range(1, n + 1)]
+
+
+def ssha(password: str) -> str:
+    """{SSHA} is what slapd itself stores: seeded and changed passwords look alike."""
+    salt = os.urandom(8)
+    digest = hashlib.sha1(password.encode() + salt).digest()  # noqa: S324 - the {SSHA} scheme is SHA-1 by definition
+    return "{SSHA}" + base64.b64encode(digest + salt).decode("ascii")
+
+
+def gentime(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def seed_ldif(accounts: Iterable[SeedAccount], service_password: str, now: datetime | None = None) -> str:
+    """The whole tree for slapadd, parents first (slapadd does not reorder)."""
+    now = now or datetime.now(UTC)
+    people = ("".join(_line(k, v) for k, v in _person(a, now)) for a in accounts)
+    return "\n".join([_tree(service_password), *people])
+
+
+def _tree(service_password: str) -> str:
+    # The service account gets its own policy: under the default one, five bad
+    # binds would lock the application out, and its password would expire.
+    return f"""\
+dn: {BASE_DN}
+objectClass: dcObject
+objectClass: organization
+dc: partners
+o: Partners
+
+dn: {PEOPLE_DN}
+objectClass: organizationalUnit
+ou: people
+
+dn: {SERVICES_DN}
+objectClass: organizationalUnit
+ou: services
+
+dn: {POLICIES_DN}
+objectClass: organizationalUnit
+ou: policies
+
+dn: {DEFAULT_POLICY_DN}
+objectClass: device
+objectClass: pwdPolicy
+cn: default
+pwdAttribute: userPassword
+pwdMaxFailure: {MAX_FAILURE}
+pwdLockout: TRUE
+pwdLockoutDuration: 1800
+pwdMustChange: TRUE
+pwdAllowUserChange: TRUE
+pwdInHistory: 5
+pwdMinLength: 8
+pwdCheckQuality: 2
+pwdMaxAge: {int(MAX_AGE.total_seconds())}
+pwdExpireWarning: {int(EXPIRE_WARNING.total_seconds())}
+pwdGraceAuthnLimit: 0
+pwdSafeModify: FALSE
+pwdMinAge: 0
+
+dn: {SERVICE_POLICY_DN}
+objectClass: device
+objectClass: pwdPolicy
+cn: service
+pwdAttribute: userPassword
+
+dn: {SERVICE_DN}
+objectClass: applicationProcess
+objectClass: simpleSecurityObject
+cn: sspm
+userPassword: {ssha(service_password)}
+pwdPolicySubentry: {SERVICE_POLICY_DN}
+authzTo: dn.regex:^uid=[^,]+,{PEOPLE_DN}$
+"""
+
+
+def _person(a: SeedAccount, now: datetime) -> list[tuple[str, str]]:
+    age = {"expired": timedelta(days=365), "expiring": MAX_AGE - EXPIRES_IN}
+    changed = now - age.get(a.state, timedelta(0))
+    attrs = [
+        ("dn", a.dn),
+        ("objectClass", "inetOrgPerson"),
+        ("uid", a.uid),
+        ("cn", a.display_name),
+        ("sn", a.surname),
+        ("givenName", a.given_name),
+        ("displayName", a.display_name),
+    ]
+    if a.mail is not None:
+        attrs.append(("mail", a.mail))
+    # Without pwdChangedTime an entry never expires.
+    attrs += [("userPassword", ssha(a.password)), ("pwdChangedTime", gentime(changed))]
+    if a.state == "temporary":
+        attrs.append(("pwdReset", "TRUE"))
+    elif a.state == "locked":
+        attrs.append(("pwdAccountLockedTime", gentime(now)))
+        attrs += (("pwdFailureTime", gentime(now - timedelta(seconds=i))) for i in range(MAX_FAILURE))
+    elif a.state == "disabled":
+        attrs.append(("pwdAccountLockedTime", "000001010000Z"))  # permanent lock
+    return attrs
+
+
+def _line(attr: str, value: str) -> str:
+    # RFC 2849 SAFE-STRING, conservatively: anything else goes base64.
+    if re.fullmatch(r"[!-9;=-~][ -~]*", value) and not value.endswith(" "):
+        return f"{attr}: {value}\n"
+    return f"{attr}:: {base64.b64encode(value.encode()).decode('ascii')}\n"

@@ -1,0 +1,245 @@
+"""A real OpenLDAP slapd with ppolicy, because ppolicy's behaviour (controls,
+lockout, restricted connections after a reset) is what the application is
+about, and no fake reproduces it faithfully.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from lab.pki import Pki, make_pki
+from lab.seed import (
+    BASE_DN,
+    DEFAULT_POLICY_DN,
+    DEMO_ACCOUNTS,
+    PEOPLE_DN,
+    SERVICE_DN,
+    SeedAccount,
+    seed_ldif,
+    ssha,
+)
+
+__all__ = ["ROOT_DN", "SERVICE_DN", "Slapd", "free_port", "start_slapd"]
+
+ROOT_DN = "cn=admin," + BASE_DN
+SERVICE_PASSWORD = "Lab-Service-Secret-7"
+ROOT_PASSWORD = "Lab-Root-Secret-9"
+START_TIMEOUT = 10.0
+_PWD_STATE_ATTRS = (
+    "pwdReset,pwdAccountLockedTime,pwdFailureTime,pwdChangedTime,"
+    "pwdHistory,pwdGraceUseTime,pwdPolicySubentry,pwdStartTime,pwdEndTime,"
+    "pwdLastSuccess,pwdAccountTmpLockoutEnd"
+)
+
+# First match wins, both for "to" and for "by"; a "to" without a matching "by"
+# denies. The pwd* rule precedes the people rule, or the service account's
+# "write" there would be all it gets on them; ppolicy's own updates of these
+# attributes are internal and not subject to ACLs. "manage" on userPassword is
+# what makes the service account a password administrator (see the notes).
+_ACL = f"""\
+access to dn.base="" by * read
+access to dn.base="cn=Subschema" by * read
+access to attrs=userPassword
+    by self write
+    by dn.exact="{SERVICE_DN}" manage
+    by anonymous auth
+    by * none
+access to attrs={_PWD_STATE_ATTRS}
+    by dn.exact="{SERVICE_DN}" manage
+    by * none
+access to dn.subtree="{PEOPLE_DN}"
+    by dn.exact="{SERVICE_DN}" write
+    by self read
+    by * none
+access to *
+    by dn.exact="{SERVICE_DN}" read
+    by self read
+    by * none
+"""
+
+
+@dataclass
+class Slapd:
+    workdir: Path
+    ldaps_url: str
+    ldap_url: str
+    ca_file: Path
+    root_password: str
+    service_password: str
+    process: subprocess.Popen[bytes]
+    log_file: Path
+    base_dn: str = BASE_DN
+    service_dn: str = SERVICE_DN
+    root_dn: str = ROOT_DN
+    policy_dn: str = DEFAULT_POLICY_DN
+
+    def __post_init__(self) -> None:
+        atexit.register(self.stop)  # an aborted test run must not leave a daemon behind
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    return _free_ports(1)[0]
+
+
+def _free_ports(n: int) -> list[int]:
+    # Held open together, so one call never hands out the same port twice.
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _config(workdir: Path, pki: Pki, root_password: str) -> str:
+    return f"""\
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload ppolicy
+authz-policy to
+TLSCACertificateFile {pki.ca_file}
+TLSCertificateFile {pki.cert_file}
+TLSCertificateKeyFile {pki.key_file}
+{_ACL}
+database mdb
+suffix "{BASE_DN}"
+rootdn "{ROOT_DN}"
+rootpw {ssha(root_password)}
+directory {workdir / "data"}
+maxsize 268435456
+index objectClass,uid,mail eq
+limits dn.exact="{SERVICE_DN}" size=unlimited time=unlimited
+overlay ppolicy
+ppolicy_default "{DEFAULT_POLICY_DN}"
+ppolicy_use_lockout
+"""
+
+
+def start_slapd(
+    workdir: Path,
+    accounts: Iterable[SeedAccount] = DEMO_ACCOUNTS,
+    *,
+    ldaps_port: int | None = None,
+    ldap_port: int | None = None,
+    service_password: str = SERVICE_PASSWORD,
+    root_password: str = ROOT_PASSWORD,
+    reuse: bool = False,
+    pki: Pki | None = None,
+    log_file: Path | None = None,
+) -> Slapd:
+    """Start slapd in the foreground on loopback; the returned object owns the process.
+
+    With reuse, an existing database is kept as it is (the demo keeps changed
+    passwords across restarts); accounts and service_password then only matter
+    the first time.
+    """
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    pki = pki or make_pki(workdir / "pki")
+    conf, data = workdir / "slapd.conf", workdir / "data"
+    log_file = log_file or workdir / "slapd.log"
+    conf.write_text(_config(workdir, pki, root_password))
+    conf.chmod(0o600)  # holds the root password hash
+    if not (reuse and (data / "data.mdb").exists()):
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(mode=0o700)
+        ldif = workdir / "seed.ldif"
+        ldif.write_text(seed_ldif(accounts, service_password))
+        done = subprocess.run(
+            ["slapadd", "-q", "-f", str(conf), "-l", str(ldif)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"slapadd failed ({done.returncode}):\n{done.stderr}")
+
+    if ldaps_port is None or ldap_port is None:
+        ports = _free_ports(2)
+        ldap_port, ldaps_port = ldap_port or ports[0], ldaps_port or ports[1]
+    ldap_url = f"ldap://127.0.0.1:{ldap_port}"
+    ldaps_url = f"ldaps://127.0.0.1:{ldaps_port}"
+    with log_file.open("ab") as log:
+        # -d keeps slapd in the foreground, so we own its pid; "none" still logs
+        # errors (a port in use...), where "0" is silent.
+        process = subprocess.Popen(
+            ["slapd", "-f", str(conf), "-h", f"{ldap_url}/ {ldaps_url}/", "-d", "none"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    slapd = Slapd(
+        workdir,
+        ldaps_url,
+        ldap_url,
+        pki.ca_file,
+        root_password,
+        service_password,
+        process,
+        log_file,
+    )
+    try:
+        _wait_listening(process, (ldap_port, ldaps_port), log_file)
+    except BaseException:
+        slapd.stop()
+        raise
+    return slapd
+
+
+def _wait_listening(process: subprocess.Popen[bytes], ports: tuple[int, int], log_file: Path) -> None:
+    # slapd calls listen() only after its databases are open, so an accepted
+    # connection means it is ready to answer.
+    deadline = time.monotonic() + START_TIMEOUT
+    pending = list(ports)
+    while pending:
+        if process.poll() is not None:
+            raise RuntimeError(f"slapd exited with {process.returncode}:\n{_tail(log_file)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"slapd not listening on {pending} after {START_TIMEOUT} s:\n{_tail(log_file)}")
+        try:
+            socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5).close()
+            pending.pop(0)
+        except OSError:
+            time.sleep(0.005)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

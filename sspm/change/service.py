@@ -1,0 +1,70 @@
+"""Change a password the user knows: current, expired, or temporary.
+
+A plain function over the Directory contract, so the whole use case can be
+exercised without HTTP. It answers with a reason code the pages translate
+(see sspm.messages); it never says "done" unless the directory did.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from connectors.directory import (
+    Account,
+    Directory,
+    DirectoryError,
+    DirectoryMisconfigured,
+    Outcome,
+)
+from sspm.passwords import Rules, first_problem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """``reason`` is None on success, else a key of sspm.messages.REASONS."""
+
+    reason: str | None
+    account: Account | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def change_password(
+    directory: Directory, rules: Rules, username: str, old: str, new: str, confirm: str
+) -> ChangeResult:
+    """Prove the old password, check the new one, then let the directory change it.
+
+    The order matters for privacy: nothing that depends on the account
+    (its names, its policy verdict) is said before the old password is
+    proven, so an unknown user name and a wrong password read the same.
+    """
+    if not username.strip() or not old.strip():
+        return ChangeResult(Outcome.BAD_CREDENTIALS.value)
+    if not new.strip():
+        return ChangeResult("too_short")
+    early = first_problem(new, confirm, old, rules, None)
+    if early is not None:
+        return ChangeResult(early.value)
+    try:
+        account, verdict = directory.verify_password(username, old)
+        if account is None or not verdict.password_proven:
+            return ChangeResult(verdict.outcome.value)
+        late = first_problem(new, confirm, old, rules, account)
+        if late is not None:
+            return ChangeResult(late.value, account)
+        outcome = directory.change_password(account, old, new)
+    except DirectoryMisconfigured:
+        log.exception("directory set-up problem while changing a password")
+        return ChangeResult("unavailable")
+    except DirectoryError as exc:
+        log.warning("directory unavailable while changing a password: %s", exc)
+        return ChangeResult("unavailable")
+    if outcome is not Outcome.OK:
+        return ChangeResult(outcome.value, account)
+    log.info("password changed for account %s (was %s)", account.id, verdict.outcome.value)
+    return ChangeResult(None, account)

@@ -1,0 +1,57 @@
+"""Error pages: translated, helpful, and never a stack trace or a secret."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from sspm.messages import reason_text
+
+log = logging.getLogger(__name__)
+
+_PAGES: dict[int, tuple[LazyString, LazyString]] = {
+    400: (_l("Something went wrong with this form"), _l("Go back, reload the page and try again.")),
+    404: (_l("Page not found"), _l("Check the address, or start again from the home page.")),
+    405: (_l("Page not found"), _l("Check the address, or start again from the home page.")),
+    413: (_l("Too much data"), _l("What was sent is too large. Go back and try again.")),
+    500: (
+        _l("Something went wrong on our side"),
+        _l("Nothing was changed. Wait a minute and try again; if it keeps happening, contact your help desk."),
+    ),
+}
+
+
+def _page(status: int, title: str, text: str) -> tuple[str, int]:
+    return render_template("error.html", title=title, text=text), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError) -> tuple[str, int]:
+        return _page(
+            400,
+            str(_l("This page has expired")),
+            str(_l("For your security, forms expire. Reload the page and fill it in again.")),
+        )
+
+    @app.errorhandler(429)
+    def too_many(error: HTTPException) -> tuple[str, int]:
+        return _page(429, str(_l("Too many attempts")), reason_text("rate_limited"))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        status = error.code or 500
+        title, text = _PAGES.get(status, _PAGES[400] if status < 500 else _PAGES[500])
+        return _page(status, str(title), str(text))
+
+    @app.errorhandler(Exception)
+    def crashed(error: Exception) -> tuple[str, int]:
+        # Logged with its traceback for operators; the page says nothing of it.
+        log.exception("unhandled error")
+        title, text = _PAGES[500]
+        return _page(500, str(title), str(text))

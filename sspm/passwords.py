@@ -1,0 +1,85 @@
+"""The new-password policy: one definition, used on submit and shown as rules.
+
+The directory's own policy (length, history) is the floor; SSPM adds what a
+directory cannot judge: a strength estimate (zxcvbn, the same library the
+browser meter runs) and "not built from your own name". The page's live
+meter mirrors these checks; this module is the one that decides.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from zxcvbn import zxcvbn
+
+from connectors.directory import Account, PasswordPolicy
+
+#: zxcvbn's cost grows fast with length; past this the estimate only looks
+#: at the start, which already scores any sane long password as strong.
+_ESTIMATE_CHARS = 64
+#: Name parts shorter than this would refuse too much ("Al" in "Always").
+_MIN_NAME_PART = 3
+
+
+class Problem(enum.Enum):
+    """Why a new password is refused before the directory sees it."""
+
+    MISMATCH = "mismatch"
+    SAME_AS_OLD = "same_as_old"
+    TOO_SHORT = "too_short"
+    TOO_WEAK = "too_weak"
+    CONTAINS_NAME = "contains_name"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a new password must satisfy, as shown to the user."""
+
+    min_length: int
+    history: int
+    min_strength: int
+    max_age_days: int | None = None
+
+    @classmethod
+    def from_policy(cls, policy: PasswordPolicy, min_strength: int) -> Rules:
+        # Never below 8, whatever the directory accepts.
+        return cls(
+            min_length=max(policy.min_length, 8),
+            history=policy.history,
+            min_strength=min_strength,
+            max_age_days=policy.max_age_days,
+        )
+
+
+def strength(password: str, hints: list[str]) -> int:
+    """zxcvbn's 0-4 score, with the user's own names as known words."""
+    return int(zxcvbn(password[:_ESTIMATE_CHARS], user_inputs=hints)["score"])
+
+
+def name_parts(account: Account) -> list[str]:
+    parts = [account.username, account.given_name, *account.display_name.split()]
+    return [p for p in parts if len(p) >= _MIN_NAME_PART]
+
+
+def first_problem(new: str, confirm: str, old: str, rules: Rules, account: Account | None) -> Problem | None:
+    """The first reason to refuse ``new``, or None.
+
+    Checks that need no account come first and never depend on who the
+    user is; the name checks run only once the account is proven.
+    """
+    if new != confirm:
+        return Problem.MISMATCH
+    if new == old:
+        return Problem.SAME_AS_OLD
+    if len(new) < rules.min_length:
+        return Problem.TOO_SHORT
+    if account is None:
+        return None
+    names = name_parts(account)
+    folded = new.casefold()
+    if any(part.casefold() in folded for part in names):
+        return Problem.CONTAINS_NAME
+    if strength(new, names) < rules.min_strength:
+        return Problem.TOO_WEAK
+    return None

@@ -1,0 +1,126 @@
+"""SSPM's configuration: documented defaults, then .env, then the environment.
+
+Every key and its default is in ``config/defaults.env`` (with what it does);
+``config/example.env`` lists them for an operator. Reading happens once, at
+start, and anything wrong stops the app with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from connectors.settings import DirectorySettings
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = ROOT / "config" / "defaults.env"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_key: str
+    public_base_url: str
+    domain_name: str
+    lra_contact: str
+    languages: tuple[str, ...]
+    default_language: str
+    ratelimit_storage_uri: str
+    limit_per_ip: str
+    limit_per_account: str
+    min_strength: int
+    trusted_proxies: int
+    directory_kind: str
+    directory: DirectorySettings
+
+    @property
+    def https(self) -> bool:
+        """Cookies get Secure and responses HSTS only when served over HTTPS."""
+        return urlsplit(self.public_base_url).scheme == "https"
+
+
+def read_values(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Merge defaults, the .env file and the environment, in that order."""
+    values: dict[str, str] = {}
+    for source in (DEFAULTS_FILE, env_file if env_file is not None else ROOT / ".env"):
+        if source.is_file():
+            values.update({k: v or "" for k, v in dotenv_values(source).items()})
+    known = set(values)
+    environment = os.environ if environ is None else environ
+    values.update({k: v for k, v in environment.items() if k in known})
+    return values
+
+
+def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    values = read_values(env_file, environ)
+
+    def text(key: str) -> str:
+        return values.get(key, "").strip()
+
+    def number(key: str) -> float:
+        try:
+            return float(text(key))
+        except ValueError:
+            raise ConfigError(f"{key} must be a number (got {text(key)!r})") from None
+
+    def flag(key: str) -> bool:
+        return text(key).lower() in ("1", "true", "yes", "on")
+
+    secret = text("SSPM_SECRET_KEY")
+    if len(secret) < 32:
+        raise ConfigError("SSPM_SECRET_KEY must be set to a random value of at least 32 characters")
+    base_url = text("SSPM_PUBLIC_BASE_URL").rstrip("/")
+    if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+        raise ConfigError(f"SSPM_PUBLIC_BASE_URL must be an absolute http(s) URL (got {base_url!r})")
+    languages = tuple(code.strip() for code in text("SSPM_LANGUAGES").split(",") if code.strip())
+    default_language = text("SSPM_DEFAULT_LANGUAGE")
+    if default_language not in languages:
+        raise ConfigError(f"SSPM_DEFAULT_LANGUAGE {default_language!r} is not in SSPM_LANGUAGES")
+
+    password = text("LDAP_BIND_PASSWORD")
+    password_file = text("LDAP_BIND_PASSWORD_FILE")
+    if password_file:
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"LDAP_BIND_PASSWORD_FILE cannot be read: {exc.strerror}") from None
+    ca_file = text("LDAP_CA_FILE")
+    directory = DirectorySettings(
+        url=text("LDAP_URL"),
+        bind_dn=text("LDAP_BIND_DN"),
+        bind_password=password,
+        base_dn=text("LDAP_BASE_DN"),
+        user_filter=text("LDAP_USER_FILTER"),
+        policy_dn=text("LDAP_POLICY_DN"),
+        ca_file=Path(ca_file) if ca_file else None,
+        starttls=flag("LDAP_STARTTLS"),
+        connect_timeout=int(number("LDAP_CONNECT_TIMEOUT")),
+        timeout=int(number("LDAP_TIMEOUT")),
+        pool_size=int(number("LDAP_POOL_SIZE")),
+    )
+    problems = directory.problems()
+    if problems:
+        raise ConfigError(problems[0])
+    return Settings(
+        secret_key=secret,
+        public_base_url=base_url,
+        domain_name=text("SSPM_DOMAIN_NAME"),
+        lra_contact=text("SSPM_LRA_CONTACT"),
+        languages=languages,
+        default_language=default_language,
+        ratelimit_storage_uri=text("SSPM_RATELIMIT_STORAGE_URI"),
+        limit_per_ip=text("SSPM_LIMIT_PER_IP"),
+        limit_per_account=text("SSPM_LIMIT_PER_ACCOUNT"),
+        min_strength=int(number("SSPM_MIN_STRENGTH")),
+        trusted_proxies=int(number("SSPM_TRUSTED_PROXIES")),
+        directory_kind=text("DIRECTORY_KIND"),
+        directory=directory,
+    )
