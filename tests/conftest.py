@@ -2,14 +2,21 @@
 
 A slapd starts in well under 0.1 s, so each test gets its own directory and
 can change passwords and lock accounts without touching any other test.
+One redis-server serves the whole run and is emptied before each test; each
+test gets its own copy of a migrated SQLite database. Every app a test
+builds shares that test's Redis and database, as the app instances of one
+deployment do.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -17,8 +24,10 @@ from connectors import open_directory
 from connectors.directory import Directory
 from lab import DEMO_ACCOUNTS, Pki, SeedAccount, Slapd, make_pki, start_slapd
 from lab.env import sspm_environ
-from sspm import create_app
+from lab.redis import RedisServer, start_redis
+from sspm import Services, create_app
 from sspm.settings import Settings, load
+from sspm.store import migrate
 
 NO_ENV_FILE = Path("/nonexistent/.env")
 
@@ -26,6 +35,41 @@ NO_ENV_FILE = Path("/nonexistent/.env")
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@dataclass(frozen=True)
+class Backing:
+    redis_url: str
+    database_url: str
+
+
+_backing: Backing | None = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database at the latest schema, made once by the real migrations and copied per test."""
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def backing(redis_server: RedisServer, migrated_database: Path, tmp_path: Path) -> Iterator[Backing]:
+    global _backing
+    redis.Redis.from_url(redis_server.url).flushdb()
+    database = tmp_path / "sspm.db"
+    shutil.copy(migrated_database, database)
+    _backing = Backing(redis_server.url, f"sqlite:///{database}")
+    yield _backing
+    _backing = None
 
 
 @pytest.fixture
@@ -45,7 +89,10 @@ def accounts() -> dict[str, SeedAccount]:
 
 
 def settings_for(slapd: Slapd, **overrides: str) -> Settings:
-    return load(env_file=NO_ENV_FILE, environ=sspm_environ(slapd, **overrides))
+    """The settings of an app on ``slapd`` and this test's Redis and database."""
+    assert _backing is not None, "settings_for is for use inside a test"
+    environ = sspm_environ(slapd, redis_url=_backing.redis_url, database_url=_backing.database_url, **overrides)
+    return load(env_file=NO_ENV_FILE, environ=environ)
 
 
 @pytest.fixture
@@ -64,7 +111,12 @@ def directory(settings: Settings) -> Iterator[Directory]:
 def app(settings: Settings) -> Iterator[Flask]:
     application = create_app(settings)
     yield application
-    application.extensions["sspm.directory"].close()
+    services_of(application).close()
+
+
+def services_of(app: Flask) -> Services:
+    services: Services = app.extensions["sspm"]
+    return services
 
 
 @pytest.fixture

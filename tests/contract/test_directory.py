@@ -1,0 +1,639 @@
+"""The Directory contract, against every real directory SSPM supports.
+
+Each test runs once per directory kind in ``LABS``: the same sentences must
+hold for OpenLDAP today and for Active Directory when it arrives. A lab is a
+real server, fresh for each test and seeded with an account in every state
+(lab/seed.py); nothing here is faked or patched.
+"""
+
+from __future__ import annotations
+
+import abc
+import signal
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import ldap3
+import pytest
+from conftest import settings_for  # tests/conftest.py: the one way tests build settings
+
+import connectors
+from connectors import open_directory
+from connectors.directory import (
+    Account,
+    Directory,
+    DirectoryMisconfigured,
+    DirectoryUnavailable,
+    Outcome,
+    Verdict,
+)
+from lab import SeedAccount, Slapd, make_pki
+from sspm.settings import Settings
+
+NO_ENV_FILE = Path("/nonexistent/.env")
+LDAP_SUCCESS = 0
+LDAP_INSUFFICIENT_ACCESS = 50
+
+#: Passwords chosen to pass any directory's quality rules and never to be seeded.
+NEW_PASSWORD = "Orchard-Kettle-Lantern-58"
+OTHER_PASSWORD = "Saffron-Beacon-Willow-73"
+TEMPORARY_PASSWORD = "Temp-Glacier-Pepper-19"
+
+#: Logins an attacker types to match someone else, or to break the query.
+HOSTILE_LOGINS = [
+    "*",
+    ")(uid=*",
+    "\\00",
+    "\x00",
+    "jsmith\x00",
+    "x" * 5000,
+    "jsmith)(|(uid=*",
+    "jsmith*",
+    "*smith",
+    "jsmïth",
+    "éloïse*",
+    "jsmith\u200b",
+    "uid=jsmith,ou=people,dc=partners,dc=example",
+]
+
+
+class DirectoryLab(abc.ABC):
+    """One real directory server for one test, and what a test may do to it.
+
+    ``accounts`` are the seeded people by state (see the ``accounts`` fixture).
+    """
+
+    kind: str
+
+    def __init__(self, accounts: dict[str, SeedAccount], port: int) -> None:
+        self.accounts = accounts
+        #: The TCP port SSPM reaches the server on.
+        self.port = port
+        self._opened: list[Directory] = []
+
+    def connect(self, **environ: str) -> Directory:
+        """A connector built the way the app builds it, from (overridden) settings."""
+        connector = open_directory(self.kind, self.settings(**environ).directory)
+        self._opened.append(connector)
+        return connector
+
+    def close(self) -> None:
+        for connector in self._opened:
+            connector.close()
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server keeps its sockets open but answers nothing."""
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
+
+    @abc.abstractmethod
+    def settings(self, **environ: str) -> Settings:
+        """SSPM's settings for this server, with some keys overridden."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Take the server away, as a crash or a network cut would."""
+
+    @abc.abstractmethod
+    def freeze(self) -> None: ...
+
+    @abc.abstractmethod
+    def thaw(self) -> None: ...
+
+    @abc.abstractmethod
+    def raw(self, dn: str, password: str) -> ldap3.Connection:
+        """A plain ldap3 connection over verified TLS, not yet bound."""
+
+    @abc.abstractmethod
+    def immutable_id(self, dn: str) -> str:
+        """The entry's immutable id as the server itself stores it."""
+
+
+class OpenLdapLab(DirectoryLab):
+    kind = "openldap"
+
+    def __init__(self, slapd: Slapd, accounts: dict[str, SeedAccount]) -> None:
+        super().__init__(accounts, port=int(slapd.ldaps_url.rsplit(":", 1)[1]))
+        self.slapd = slapd
+
+    def settings(self, **environ: str) -> Settings:
+        return settings_for(self.slapd, **environ)
+
+    def stop(self) -> None:
+        self.slapd.stop()
+
+    def freeze(self) -> None:
+        self.slapd.process.send_signal(signal.SIGSTOP)
+        # The signal is delivered asynchronously: wait until every thread has stopped.
+        tasks = Path(f"/proc/{self.slapd.process.pid}/task")
+        deadline = time.monotonic() + 10
+        while not all(_stopped(stat) for stat in tasks.glob("*/stat")):
+            assert time.monotonic() < deadline, "slapd did not stop on SIGSTOP"
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        self.slapd.process.send_signal(signal.SIGCONT)
+
+    def raw(self, dn: str, password: str) -> ldap3.Connection:
+        tls = ldap3.Tls(ca_certs_file=str(self.slapd.ca_file), validate=ssl.CERT_REQUIRED)
+        server = ldap3.Server("127.0.0.1", port=self.port, use_ssl=True, tls=tls, get_info=ldap3.NONE)
+        return ldap3.Connection(server, user=dn, password=password, receive_timeout=5)
+
+    def immutable_id(self, dn: str) -> str:
+        conn = self.raw(self.slapd.root_dn, self.slapd.root_password)
+        assert conn.bind(), conn.result
+        try:
+            conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["entryUUID"])
+            return bytes(conn.response[0]["raw_attributes"]["entryUUID"][0]).decode("ascii")
+        finally:
+            conn.unbind()
+
+
+def _stopped(stat: Path) -> bool:
+    try:
+        # "pid (comm) S ...": the state follows the last parenthesis.
+        return stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return True  # the thread is gone
+
+
+#: Every real directory the contract runs against: adding Active Directory is
+#: one entry here (and its lab class).
+LABS: dict[str, Callable[[pytest.FixtureRequest], DirectoryLab]] = {
+    "openldap": lambda request: OpenLdapLab(request.getfixturevalue("slapd"), request.getfixturevalue("accounts")),
+}
+
+
+@pytest.fixture(params=list(LABS))
+def lab(request: pytest.FixtureRequest) -> Iterator[DirectoryLab]:
+    server = LABS[request.param](request)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def directory(lab: DirectoryLab) -> Directory:
+    return lab.connect()
+
+
+def established_connections_to(port: int) -> int:
+    """Client-side TCP connections to ``port`` that are open right now (Linux)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+        if remote_port == port and fields[3] == "01":  # 01 = ESTABLISHED
+            count += 1
+    return count
+
+
+def account_of(directory: Directory, person: SeedAccount) -> Account:
+    account = directory.find_account(person.uid)
+    assert account is not None, f"{person.uid} should be in the directory"
+    return account
+
+
+def verdict(directory: Directory, login: str, password: str) -> Outcome:
+    return directory.verify_password(login, password)[1].outcome
+
+
+# -- every directory kind has a contract lab ------------------------------------
+
+
+def test_every_directory_kind_sspm_supports_is_checked_against_a_real_server() -> None:
+    assert set(LABS) == set(connectors.KINDS)
+
+
+# -- check ------------------------------------------------------------------------
+
+
+def test_a_well_configured_directory_passes_the_start_up_check(directory: Directory) -> None:
+    directory.check()
+
+
+def test_a_wrong_service_password_stops_the_start_up_check_as_a_misconfiguration(lab: DirectoryLab) -> None:
+    misconfigured = lab.connect(LDAP_BIND_PASSWORD="Not-The-Service-Password-1")
+    with pytest.raises(DirectoryMisconfigured, match="LDAP_BIND_PASSWORD"):
+        misconfigured.check()
+
+
+def test_a_server_certificate_signed_by_another_ca_is_refused(lab: DirectoryLab, tmp_path: Path) -> None:
+    stranger = make_pki(tmp_path / "another-ca")
+    suspicious = lab.connect(LDAP_CA_FILE=str(stranger.ca_file))
+    with pytest.raises(DirectoryUnavailable, match="certificate verify failed"):
+        suspicious.check()
+
+
+# -- verify_password: one verdict per account state --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("normal", Outcome.OK),
+        ("other", Outcome.OK),
+        ("nonascii", Outcome.OK),
+        ("temporary", Outcome.MUST_CHANGE),
+        ("expired", Outcome.EXPIRED),
+        ("locked", Outcome.LOCKED),
+        ("disabled", Outcome.DISABLED),
+        ("expiring", Outcome.OK),
+    ],
+)
+def test_the_right_password_gets_the_verdict_of_the_accounts_state(
+    lab: DirectoryLab, directory: Directory, state: str, expected: Outcome
+) -> None:
+    person = lab.accounts[state]
+    account, said = directory.verify_password(person.uid, person.password)
+    assert said.outcome is expected
+    assert account is not None
+    assert account.username == person.uid
+    assert account.display_name == person.display_name
+
+
+def test_an_expired_password_is_reported_only_to_whoever_knows_it(lab: DirectoryLab, directory: Directory) -> None:
+    marie = lab.accounts["expired"]
+    assert verdict(directory, marie.uid, marie.password) is Outcome.EXPIRED
+    assert verdict(directory, marie.uid, "Not-Her-Password-1") is Outcome.BAD_CREDENTIALS
+
+
+def test_a_wrong_password_is_bad_credentials_and_proves_nothing(lab: DirectoryLab, directory: Directory) -> None:
+    _, said = directory.verify_password(lab.accounts["normal"].uid, "Not-His-Password-1")
+    assert said == Verdict(Outcome.BAD_CREDENTIALS)
+    assert not said.password_proven
+
+
+def test_a_password_about_to_expire_is_accepted_with_about_five_days_left(
+    lab: DirectoryLab, directory: Directory
+) -> None:
+    alice = lab.accounts["expiring"]
+    _, said = directory.verify_password(alice.uid, alice.password)
+    assert said.outcome is Outcome.OK
+    assert said.expires_in is not None
+    assert abs(said.expires_in - timedelta(days=5).total_seconds()) < timedelta(hours=1).total_seconds()
+
+
+def test_a_person_with_a_non_ascii_name_signs_in_by_that_name(lab: DirectoryLab, directory: Directory) -> None:
+    eloise = lab.accounts["nonascii"]
+    account, said = directory.verify_password("éloïse", eloise.password)
+    assert said.outcome is Outcome.OK
+    assert account is not None
+    assert account.username == "éloïse"
+    assert account.display_name == "Éloïse Côté"
+
+
+def test_an_unknown_user_gets_no_account_and_bad_credentials(lab: DirectoryLab, directory: Directory) -> None:
+    assert directory.find_account("nobody-here") is None
+    assert directory.verify_password("nobody-here", lab.accounts["normal"].password) == (
+        None,
+        Verdict(Outcome.BAD_CREDENTIALS),
+    )
+
+
+@pytest.mark.parametrize("login", HOSTILE_LOGINS, ids=repr)
+def test_a_hostile_login_never_matches_someone_else_and_never_breaks_the_directory(
+    lab: DirectoryLab, directory: Directory, login: str
+) -> None:
+    john = lab.accounts["normal"]
+    assert directory.find_account(login) is None
+    assert directory.verify_password(login, john.password) == (None, Verdict(Outcome.BAD_CREDENTIALS))
+    # The connector is still healthy for the next, honest user.
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+@pytest.mark.parametrize("password", ["", " ", "   \t\n"], ids=["empty", "space", "whitespace"])
+def test_an_empty_or_blank_password_is_refused_before_any_bind(
+    lab: DirectoryLab, directory: Directory, password: str
+) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    with pytest.raises(ValueError):
+        directory.verify_password(john.uid, password)
+    with pytest.raises(ValueError):
+        directory.change_password(account, password, NEW_PASSWORD)
+    with pytest.raises(ValueError):
+        directory.change_password(account, john.password, password)
+    with pytest.raises(ValueError):
+        directory.reset_password(account, password, must_change=True)
+    with pytest.raises(ValueError):
+        directory.reset_password(account, password, must_change=False)
+    # No wrong bind was counted, and nothing changed.
+    assert directory.status(account).failures == 0
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+# -- change_password ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["normal", "expired", "temporary", "nonascii"])
+def test_a_user_changes_a_known_password_and_afterwards_only_the_new_one_works(
+    lab: DirectoryLab, directory: Directory, state: str
+) -> None:
+    person = lab.accounts[state]
+    account, said = directory.verify_password(person.uid, person.password)
+    assert account is not None
+    assert said.password_proven
+
+    assert directory.change_password(account, person.password, NEW_PASSWORD) is Outcome.OK
+
+    assert verdict(directory, person.uid, NEW_PASSWORD) is Outcome.OK
+    assert verdict(directory, person.uid, person.password) is Outcome.BAD_CREDENTIALS
+    standing = directory.status(account)
+    assert not standing.must_change
+    assert not standing.expired(datetime.now(UTC))
+
+
+def test_a_new_password_shorter_than_the_policy_is_refused_as_too_short(
+    lab: DirectoryLab, directory: Directory
+) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    assert directory.change_password(account, john.password, "Ab1-xyz") is Outcome.TOO_SHORT
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+def test_keeping_the_same_password_is_refused_as_in_history(lab: DirectoryLab, directory: Directory) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    assert directory.change_password(account, john.password, john.password) is Outcome.IN_HISTORY
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+def test_going_back_to_a_recent_password_is_refused_as_in_history(lab: DirectoryLab, directory: Directory) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    assert directory.change_password(account, john.password, NEW_PASSWORD) is Outcome.OK
+    assert directory.change_password(account, NEW_PASSWORD, john.password) is Outcome.IN_HISTORY
+    assert verdict(directory, john.uid, NEW_PASSWORD) is Outcome.OK
+
+
+def test_a_change_with_the_wrong_old_password_is_bad_credentials_and_changes_nothing(
+    lab: DirectoryLab, directory: Directory
+) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    assert directory.change_password(account, "Not-His-Password-1", NEW_PASSWORD) is Outcome.BAD_CREDENTIALS
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+    assert verdict(directory, john.uid, NEW_PASSWORD) is Outcome.BAD_CREDENTIALS
+
+
+# -- reset_password -------------------------------------------------------------------
+
+
+def test_a_helpdesk_reset_with_must_change_gives_a_temporary_password(lab: DirectoryLab, directory: Directory) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+
+    assert directory.reset_password(account, TEMPORARY_PASSWORD, must_change=True) is Outcome.OK
+
+    assert verdict(directory, john.uid, TEMPORARY_PASSWORD) is Outcome.MUST_CHANGE
+    assert verdict(directory, john.uid, john.password) is Outcome.BAD_CREDENTIALS
+    assert directory.status(account).must_change
+
+
+def test_a_temporary_password_can_do_nothing_but_choose_a_new_password(lab: DirectoryLab, directory: Directory) -> None:
+    """The proof, with the directory's own protocol and no SSPM code in between."""
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    assert directory.reset_password(account, TEMPORARY_PASSWORD, must_change=True) is Outcome.OK
+
+    conn = lab.raw(account.dn, TEMPORARY_PASSWORD)
+    try:
+        assert conn.bind(), conn.result
+        # Even reading one's own entry is refused while the password is temporary.
+        conn.search(account.dn, "(objectClass=*)", ldap3.BASE, attributes=["cn"])
+        assert conn.result["result"] == LDAP_INSUFFICIENT_ACCESS, conn.result
+        conn.search(lab.accounts["other"].dn, "(objectClass=*)", ldap3.BASE, attributes=["cn"])
+        assert conn.result["result"] == LDAP_INSUFFICIENT_ACCESS, conn.result
+        # Choosing a new password is the one thing allowed, and it lifts the restriction.
+        assert conn.extend.standard.modify_password(account.dn, TEMPORARY_PASSWORD, NEW_PASSWORD), conn.result
+        conn.search(account.dn, "(objectClass=*)", ldap3.BASE, attributes=["cn"])
+        assert conn.result["result"] == LDAP_SUCCESS, conn.result
+    finally:
+        conn.unbind()
+    assert verdict(directory, john.uid, NEW_PASSWORD) is Outcome.OK
+    assert not directory.status(account).must_change
+
+
+def test_a_reset_without_must_change_gives_a_usable_password(lab: DirectoryLab, directory: Directory) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    assert directory.reset_password(account, NEW_PASSWORD, must_change=False) is Outcome.OK
+    assert verdict(directory, john.uid, NEW_PASSWORD) is Outcome.OK
+    assert verdict(directory, john.uid, john.password) is Outcome.BAD_CREDENTIALS
+    assert not directory.status(account).must_change
+
+
+def test_a_reset_without_must_change_also_unlocks_a_locked_account(lab: DirectoryLab, directory: Directory) -> None:
+    kevin = lab.accounts["locked"]
+    account = account_of(directory, kevin)
+    assert directory.status(account).locked
+
+    assert directory.reset_password(account, NEW_PASSWORD, must_change=False) is Outcome.OK
+
+    assert not directory.status(account).locked
+    assert verdict(directory, kevin.uid, NEW_PASSWORD) is Outcome.OK
+
+
+# -- lockout, status and unlock ---------------------------------------------------------
+
+
+def test_five_wrong_passwords_lock_the_account_until_it_is_unlocked(lab: DirectoryLab, directory: Directory) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    policy = directory.policy()
+    assert policy.lockout_threshold == 5
+
+    for attempt in range(1, policy.lockout_threshold + 1):
+        assert verdict(directory, john.uid, f"Wrong-Guess-{attempt}") is Outcome.BAD_CREDENTIALS
+
+    standing = directory.status(account)
+    assert standing.locked
+    assert standing.failures == 5
+    assert standing.locked_since is not None
+    assert not standing.disabled
+    # Now even the right password is turned away, and told why.
+    assert verdict(directory, john.uid, john.password) is Outcome.LOCKED
+
+    directory.unlock(account)
+
+    standing = directory.status(account)
+    assert not standing.locked
+    assert standing.failures == 0
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+def test_unlocking_an_account_that_is_not_locked_changes_nothing(lab: DirectoryLab, directory: Directory) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    directory.unlock(account)
+    assert not directory.status(account).locked
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+def test_a_seeded_locked_account_unlocks_with_its_password_unchanged(lab: DirectoryLab, directory: Directory) -> None:
+    kevin = lab.accounts["locked"]
+    account = account_of(directory, kevin)
+    standing = directory.status(account)
+    assert standing.locked
+    assert standing.failures == 5
+
+    directory.unlock(account)
+
+    assert verdict(directory, kevin.uid, kevin.password) is Outcome.OK
+
+
+def test_the_status_of_a_current_account_is_unremarkable(lab: DirectoryLab, directory: Directory) -> None:
+    standing = directory.status(account_of(directory, lab.accounts["normal"]))
+    now = datetime.now(UTC)
+    assert not standing.locked
+    assert standing.locked_since is None
+    assert standing.failures == 0
+    assert not standing.disabled
+    assert not standing.must_change
+    assert standing.password_changed_at is not None
+    assert standing.password_changed_at <= now
+    assert standing.expires_at is not None
+    assert standing.expires_at > now + timedelta(days=80)
+
+
+def test_the_status_of_an_expired_account_says_when_it_expired(lab: DirectoryLab, directory: Directory) -> None:
+    standing = directory.status(account_of(directory, lab.accounts["expired"]))
+    now = datetime.now(UTC)
+    assert standing.expires_at is not None
+    assert standing.expires_at < now
+    assert standing.expired(now)
+    assert not standing.locked
+    assert not standing.disabled
+
+
+def test_the_status_of_an_expiring_account_says_it_has_days_left(lab: DirectoryLab, directory: Directory) -> None:
+    standing = directory.status(account_of(directory, lab.accounts["expiring"]))
+    now = datetime.now(UTC)
+    assert standing.expires_at is not None
+    assert now + timedelta(days=4) < standing.expires_at < now + timedelta(days=6)
+    assert not standing.expired(now)
+
+
+def test_the_status_of_a_temporary_password_says_it_must_be_changed(lab: DirectoryLab, directory: Directory) -> None:
+    standing = directory.status(account_of(directory, lab.accounts["temporary"]))
+    assert standing.must_change
+    assert not standing.locked
+
+
+def test_the_status_of_a_disabled_account_says_disabled_not_locked(lab: DirectoryLab, directory: Directory) -> None:
+    standing = directory.status(account_of(directory, lab.accounts["disabled"]))
+    assert standing.disabled
+    assert not standing.locked
+    assert not standing.must_change
+
+
+# -- accounts and their immutable id ------------------------------------------------------
+
+
+def test_an_account_is_found_again_by_its_immutable_id(lab: DirectoryLab, directory: Directory) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    assert account.id == lab.immutable_id(account.dn)
+    assert directory.get_account(account.id) == account
+    assert directory.get_account(account.id.upper()) == account
+    assert account.email == john.mail
+    assert account.given_name == john.given_name
+
+
+@pytest.mark.parametrize("bad_id", ["", "not-a-uuid", "*", ")(entryUUID=*", str(uuid.uuid4())])
+def test_an_id_that_names_no_account_finds_nobody(directory: Directory, bad_id: str) -> None:
+    assert directory.get_account(bad_id) is None
+
+
+def test_an_accounts_id_survives_a_password_change(lab: DirectoryLab, directory: Directory) -> None:
+    john = lab.accounts["normal"]
+    before = account_of(directory, john)
+    assert directory.change_password(before, john.password, NEW_PASSWORD) is Outcome.OK
+    assert directory.reset_password(before, OTHER_PASSWORD, must_change=True) is Outcome.OK
+    after = account_of(directory, john)
+    assert after.id == before.id
+    assert directory.get_account(before.id) == after
+
+
+def test_each_account_has_its_own_id(lab: DirectoryLab, directory: Directory) -> None:
+    ids = {account_of(directory, person).id for person in lab.accounts.values()}
+    assert len(ids) == len(lab.accounts)
+
+
+# -- policy -------------------------------------------------------------------------------
+
+
+def test_the_policy_read_from_the_directory_is_the_one_it_enforces(directory: Directory) -> None:
+    policy = directory.policy()
+    assert policy.min_length == 8
+    assert policy.history == 5
+    assert policy.lockout_threshold == 5
+    assert policy.lockout_minutes == 30
+    assert policy.max_age_days == 90
+
+
+# -- close -------------------------------------------------------------------------------
+
+
+def test_close_drops_every_open_connection_and_the_directory_still_works_afterwards(
+    lab: DirectoryLab, directory: Directory
+) -> None:
+    john = lab.accounts["normal"]
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+    assert established_connections_to(lab.port) >= 1
+
+    directory.close()
+
+    assert established_connections_to(lab.port) == 0
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+    directory.close()
+    directory.close()
+
+
+# -- when the directory fails -------------------------------------------------------------------
+
+
+def test_a_directory_that_went_away_is_unavailable_not_a_wrong_password(
+    lab: DirectoryLab, directory: Directory
+) -> None:
+    john = lab.accounts["normal"]
+    directory.check()  # a pooled connection is now open, and about to die
+    lab.stop()
+    with pytest.raises(DirectoryUnavailable):
+        directory.verify_password(john.uid, john.password)
+    with pytest.raises(DirectoryUnavailable):
+        directory.find_account(john.uid)
+    with pytest.raises(DirectoryUnavailable):
+        directory.check()
+
+
+def test_a_directory_that_was_never_there_is_unavailable(lab: DirectoryLab) -> None:
+    john = lab.accounts["normal"]
+    lab.stop()
+    cold = lab.connect()
+    with pytest.raises(DirectoryUnavailable):
+        cold.verify_password(john.uid, john.password)
+    with pytest.raises(DirectoryUnavailable):
+        cold.find_account(john.uid)
+
+
+def test_a_directory_that_stops_answering_is_unavailable_rather_than_a_hang(lab: DirectoryLab) -> None:
+    john = lab.accounts["normal"]
+    warm = lab.connect(LDAP_TIMEOUT="1", LDAP_CONNECT_TIMEOUT="1")
+    warm.check()  # holds an open, bound connection when the server freezes
+    cold = lab.connect(LDAP_TIMEOUT="1", LDAP_CONNECT_TIMEOUT="1")
+    with lab.frozen():
+        with pytest.raises(DirectoryUnavailable):
+            warm.verify_password(john.uid, john.password)
+        with pytest.raises(DirectoryUnavailable):
+            cold.check()

@@ -1,0 +1,102 @@
+"""Starting SSPM with a wrong configuration stops it with one line that names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+from lab import Pki
+from sspm.settings import ROOT, ConfigError, Settings, load
+
+NO_ENV_FILE = Path("/nonexistent/.env")
+
+
+@pytest.fixture
+def environ(pki: Pki) -> dict[str, str]:
+    """What an operator's environment holds for a working SSPM."""
+    return {
+        "SSPM_SECRET_KEY": "a-test-secret-that-is-long-enough-0123456789",
+        "SSPM_PUBLIC_BASE_URL": "https://sspm.partners.example",
+        "LDAP_URL": "ldaps://ldap.partners.example:636",
+        "LDAP_CA_FILE": str(pki.ca_file),
+        "LDAP_BIND_DN": "cn=sspm,ou=services,dc=partners,dc=example",
+        "LDAP_BIND_PASSWORD": "Service-Secret-1",
+        "LDAP_BASE_DN": "ou=people,dc=partners,dc=example",
+        "LDAP_POLICY_DN": "cn=default,ou=policies,dc=partners,dc=example",
+    }
+
+
+def refusal(environ: dict[str, str]) -> str:
+    with pytest.raises(ConfigError) as refused:
+        load(env_file=NO_ENV_FILE, environ=environ)
+    message = str(refused.value)
+    assert "\n" not in message, "a configuration error is one line"
+    return message
+
+
+def test_a_complete_configuration_loads(environ: dict[str, str]) -> None:
+    settings = load(env_file=NO_ENV_FILE, environ=environ)
+    assert isinstance(settings, Settings)
+    assert settings.https
+    assert settings.directory.use_ssl
+
+
+def test_without_a_secret_key_sspm_refuses_to_start(environ: dict[str, str]) -> None:
+    del environ["SSPM_SECRET_KEY"]
+    assert "SSPM_SECRET_KEY" in refusal(environ)
+
+
+def test_a_short_secret_key_is_refused_too(environ: dict[str, str]) -> None:
+    environ["SSPM_SECRET_KEY"] = "short"
+    assert "SSPM_SECRET_KEY" in refusal(environ)
+
+
+def test_plain_ldap_without_starttls_is_refused(environ: dict[str, str]) -> None:
+    environ["LDAP_URL"] = "ldap://ldap.partners.example:389"
+    message = refusal(environ)
+    assert "LDAP_URL" in message
+    assert "LDAP_STARTTLS" in message
+
+
+def test_plain_ldap_with_starttls_is_accepted(environ: dict[str, str]) -> None:
+    environ["LDAP_URL"] = "ldap://ldap.partners.example:389"
+    environ["LDAP_STARTTLS"] = "true"
+    settings = load(env_file=NO_ENV_FILE, environ=environ)
+    assert settings.directory.starttls
+
+
+def test_a_ca_file_that_does_not_exist_is_refused(environ: dict[str, str], tmp_path: Path) -> None:
+    environ["LDAP_CA_FILE"] = str(tmp_path / "missing-ca.pem")
+    assert "LDAP_CA_FILE" in refusal(environ)
+
+
+def test_no_ca_file_at_all_is_refused(environ: dict[str, str]) -> None:
+    del environ["LDAP_CA_FILE"]
+    assert "LDAP_CA_FILE" in refusal(environ)
+
+
+def test_a_missing_service_password_is_refused(environ: dict[str, str]) -> None:
+    del environ["LDAP_BIND_PASSWORD"]
+    assert "LDAP_BIND_PASSWORD" in refusal(environ)
+
+
+def test_the_service_password_may_come_from_a_file(environ: dict[str, str], tmp_path: Path) -> None:
+    del environ["LDAP_BIND_PASSWORD"]
+    secret = tmp_path / "sspm-ldap"
+    secret.write_text("From-A-File-7\n")
+    environ["LDAP_BIND_PASSWORD_FILE"] = str(secret)
+    assert load(env_file=NO_ENV_FILE, environ=environ).directory.bind_password == "From-A-File-7"
+
+
+def test_an_unreadable_service_password_file_is_refused(environ: dict[str, str], tmp_path: Path) -> None:
+    environ["LDAP_BIND_PASSWORD_FILE"] = str(tmp_path / "missing")
+    assert "LDAP_BIND_PASSWORD_FILE" in refusal(environ)
+
+
+def test_every_documented_key_is_in_the_example_and_the_example_has_no_other() -> None:
+    documented = set(dotenv_values(ROOT / "config" / "defaults.env"))
+    example = set(dotenv_values(ROOT / "config" / "example.env"))
+    assert documented - example == set(), "keys missing from config/example.env"
+    assert example - documented == set(), "keys in config/example.env that config/defaults.env does not document"
