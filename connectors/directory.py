@@ -73,6 +73,9 @@ class Account:
     display_name: str
     given_name: str = ""
     email: str | None = None
+    #: Turned off by an administrator (not a lockout): nothing SSPM does may
+    #: turn it back on, so recovery refuses it.
+    disabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,14 +170,20 @@ class Directory(Protocol):
         """Set a password without the old one (helpdesk, recovery).
 
         With ``must_change`` the password is temporary: it can be used for
-        nothing but choosing a new one.
+        nothing but choosing a new one. A reset clears a lockout; a disabled
+        account is refused (``DISABLED``), since on some directories a
+        password change would quietly enable it again.
         """
 
     def status(self, account: Account) -> AccountStatus:
         """Read the account's lock, expiry and must-change state."""
 
-    def unlock(self, account: Account) -> None:
-        """Clear a lockout without touching the password."""
+    def unlock(self, account: Account) -> Outcome:
+        """Clear a lockout without touching the password.
+
+        ``OK`` also when there was no lock; ``DISABLED`` (and nothing done)
+        for an account an administrator turned off.
+        """
 
     def policy(self) -> PasswordPolicy:
         """Read the password policy that applies to users."""

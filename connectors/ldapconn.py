@@ -16,13 +16,18 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ldap3 import NONE, Connection, Server, Tls
+from ldap3 import NONE, Connection, Server, Tls, set_config_parameter
 from ldap3.core.exceptions import LDAPException
 
 from connectors.directory import DirectoryMisconfigured, DirectoryUnavailable
 from connectors.settings import DirectorySettings
 
 log = logging.getLogger(__name__)
+
+# ldap3 otherwise remembers a failed server for a while and refuses to try it
+# again: SSPM stayed "unavailable" for ~6 s after the directory came back.
+# Process-wide, but this package is the only user of ldap3.
+set_config_parameter("RESET_AVAILABILITY_TIMEOUT", 0)
 
 
 def require_password(password: str) -> None:

@@ -15,6 +15,7 @@ the user's own policy (history, length).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -23,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 
 from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn
 
 from connectors import ldapconn, ppolicy
 from connectors.directory import (
@@ -46,7 +46,17 @@ PERMANENT_LOCK = "000001010000Z"
 #: How long the policy entry is trusted before it is read again.
 POLICY_TTL_SECONDS = 300.0
 
-_ACCOUNT_ATTRIBUTES = ["entryUUID", "uid", "cn", "displayName", "givenName", "mail"]
+_ACCOUNT_ATTRIBUTES = [
+    "entryUUID",
+    "uid",
+    "cn",
+    "displayName",
+    "givenName",
+    "mail",
+    "pwdAccountLockedTime",
+    "pwdStartTime",
+    "pwdEndTime",
+]
 _STATUS_ATTRIBUTES = [
     "pwdAccountLockedTime",
     "pwdFailureTime",
@@ -82,6 +92,14 @@ def parse_generalized_time(value: str) -> datetime:
     if fraction:
         parsed += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
     return parsed
+
+
+def _disabled(attributes: dict[str, object], now: datetime) -> bool:
+    """An administrator's lock: the permanent lock value, or outside pwdStartTime..pwdEndTime."""
+    if _first(attributes, "pwdAccountLockedTime") == PERMANENT_LOCK:
+        return True
+    start, end = _first(attributes, "pwdStartTime"), _first(attributes, "pwdEndTime")
+    return bool((end and parse_generalized_time(end) <= now) or (start and parse_generalized_time(start) > now))
 
 
 def _first(attributes: dict[str, object], name: str) -> str | None:
@@ -162,6 +180,7 @@ class OpenLdapDirectory:
             display_name=display,
             given_name=_first(attributes, "givenName") or "",
             email=_first(attributes, "mail"),
+            disabled=_disabled(attributes, datetime.now(UTC)),
         )
 
     # -- passwords -----------------------------------------------------------
@@ -169,7 +188,10 @@ class OpenLdapDirectory:
     def verify_password(self, login: str, password: str) -> tuple[Account | None, Verdict]:
         require_password(password)
         account = self.find_account(login)
-        dn = account.dn if account else f"uid={escape_rdn(login.strip() or '-')},{self._decoy_parent}"
+        # A digest, not the typed text, names the decoy: any login then makes a valid DN
+        # (ldap3's escape_rdn leaves a NUL invalid, and a very long name is refused too).
+        decoy = hashlib.sha256(login.strip().encode("utf-8", "surrogatepass")).hexdigest()
+        dn = account.dn if account else f"uid={decoy},{self._decoy_parent}"
         with self._connections.user(dn, password) as conn:
             conn.bind(controls=[ppolicy.REQUEST])
             result = conn.result
@@ -197,11 +219,15 @@ class OpenLdapDirectory:
         return self._modify_password_as(account, old, new)
 
     def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:
+        require_password(new)
+        # Any successful change clears pwdAccountLockedTime, the permanent
+        # lock included: that would enable a disabled account.
+        if self.status(account).disabled:
+            return Outcome.DISABLED
         if not must_change:
             # As the user, without the old password: the user's policy
             # (length, history) applies, and the lock and must-change go.
             return self._modify_password_as(account, None, new)
-        require_password(new)
         with self._connections.service() as conn:
             conn.extend.standard.modify_password(user=account.dn, new_password=new, controls=[ppolicy.REQUEST])
             self._raise_for(conn.result, "reset the password")
@@ -246,12 +272,8 @@ class OpenLdapDirectory:
             raw = _first(attributes, name)
             return parse_generalized_time(raw) if raw and raw != PERMANENT_LOCK else None
 
-        lock_value = _first(attributes, "pwdAccountLockedTime")
         locked_since = when("pwdAccountLockedTime")
-        start, end = when("pwdStartTime"), when("pwdEndTime")
-        disabled = (
-            lock_value == PERMANENT_LOCK or (end is not None and end <= now) or (start is not None and start > now)
-        )
+        disabled = _disabled(attributes, now)
         locked = locked_since is not None and (
             not policy.lockout_minutes or now < locked_since + timedelta(minutes=policy.lockout_minutes)
         )
@@ -259,7 +281,7 @@ class OpenLdapDirectory:
         expires = changed + timedelta(days=policy.max_age_days) if changed and policy.max_age_days else None
         failures = attributes.get("pwdFailureTime") or []
         return AccountStatus(
-            locked=locked,
+            locked=locked and not disabled,
             locked_since=locked_since if locked else None,
             failures=len(failures) if isinstance(failures, list) else 1,
             disabled=disabled,
@@ -268,13 +290,15 @@ class OpenLdapDirectory:
             expires_at=expires,
         )
 
-    def unlock(self, account: Account) -> None:
+    def unlock(self, account: Account) -> Outcome:
+        if self.status(account).disabled:
+            return Outcome.DISABLED  # the permanent lock is the disable: keep it
         with self._connections.service() as conn:
             # slapd drops pwdFailureTime along with the lock.
             conn.modify(account.dn, {"pwdAccountLockedTime": [(MODIFY_DELETE, [])]})
-            if conn.result["result"] == _NO_SUCH_ATTRIBUTE:
-                return  # not locked: nothing to do
-            self._raise_for(conn.result, "unlock the account")
+            if conn.result["result"] != _NO_SUCH_ATTRIBUTE:  # absent: not locked, nothing to do
+                self._raise_for(conn.result, "unlock the account")
+        return Outcome.OK
 
     def policy(self) -> PasswordPolicy:
         with self._policy_lock:

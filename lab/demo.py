@@ -1,9 +1,10 @@
 """Run SSPM against a local demo PARTNERS domain: ``scripts/demo``.
 
 Everything lives under .demo/ (git-ignored): the directory's database (so a
-changed password survives a restart), its CA, and the app's settings with a
-secret generated once. Ports: DEMO_PORT (web, default 8000),
-DEMO_LDAPS_PORT / DEMO_LDAP_PORT (directory, default 10636 / 10389).
+changed password survives a restart), its CA, Redis, SSPM's own database
+(enrollments, audit) and a secret generated once. Ports: DEMO_PORT (web,
+default 8000), DEMO_LDAPS_PORT / DEMO_LDAP_PORT (directory, default
+10636 / 10389), DEMO_REDIS_PORT (default 16379).
 """
 
 from __future__ import annotations
@@ -16,9 +17,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from connectors import open_directory
+from lab.enrollment import DEMO_ANSWERS, seed_enrollment
 from lab.env import sspm_environ
+from lab.redis import start_redis
 from lab.seed import DEMO_ACCOUNTS
 from lab.slapd import start_slapd
+from sspm.questions import AnswerHasher, Catalogue
+from sspm.settings import ROOT as SSPM_ROOT
+from sspm.settings import load
+from sspm.store import Store, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
@@ -41,6 +49,33 @@ def _secret() -> str:
     return path.read_text().strip()
 
 
+#: Enrolled in the demo so Forgot Password (lsmith) and Unlock Account (klee) can be walked at once.
+DEMO_ENROLLED = ("lsmith", "klee", "achen")
+
+
+def _enroll_demo_users(environ: dict[str, str]) -> None:
+    """Enroll the demo users once; a later re-enrollment through the app is kept."""
+    settings = load(env_file=DEMO / "none.env", environ=environ)
+    store = Store(settings.database_url)
+    directory = open_directory(settings.directory_kind, settings.directory)
+    hasher = AnswerHasher()
+    try:
+        from sspm.enroll.service import enrolled_questions
+
+        for uid in DEMO_ENROLLED:
+            account = directory.find_account(uid)
+            if account and not enrolled_questions(store, account.id):
+                seed_enrollment(store, hasher, account.id)
+    finally:
+        directory.close()
+        store.close()
+
+
+def _answers_table() -> str:
+    catalogue = Catalogue.load(SSPM_ROOT / "config" / "questions.toml", ("en", "fr"))
+    return "\n".join(f"  {catalogue.by_id[q].in_language('en'):<45} {a}" for q, a in DEMO_ANSWERS.items())
+
+
 def _accounts_table() -> str:
     rows = [f"  {'user name':<10} {'password':<26} state"]
     rows += [f"  {a.uid:<10} {a.password:<26} {_STATE_TEXT[a.state]}" for a in DEMO_ACCOUNTS]
@@ -58,13 +93,28 @@ def main() -> int:
         ldap_port=int(os.environ.get("DEMO_LDAP_PORT", "10389")),
         reuse=True,
     )
+    redis = start_redis(DEMO / "redis", port=int(os.environ.get("DEMO_REDIS_PORT", "16379")), persist=True)
+    database_url = f"sqlite:///{DEMO / 'sspm.db'}"
+    migrate(database_url)
     base_url = f"http://127.0.0.1:{args.port}"
-    environ = {**os.environ, **sspm_environ(slapd, SSPM_SECRET_KEY=_secret(), SSPM_PUBLIC_BASE_URL=base_url)}
+    sspm_env = sspm_environ(
+        slapd,
+        redis_url=redis.url,
+        database_url=database_url,
+        SSPM_SECRET_KEY=_secret(),
+        SSPM_PUBLIC_BASE_URL=base_url,
+    )
+    _enroll_demo_users(sspm_env)
+    environ = {**os.environ, **sspm_env}
     print(
-        f"\nSSPM demo: PARTNERS directory at {slapd.ldaps_url} (data in {DEMO / 'directory'})\n"
+        f"\nSSPM demo: PARTNERS directory at {slapd.ldaps_url}, Redis at {redis.url}, data in {DEMO}\n"
         f"Open {base_url}/ (phone layout: {base_url}/m)\n\n"
         f"Demo accounts (passwords as seeded; a password you change stays changed; rm -r .demo to reseed):\n"
-        f"{_accounts_table()}\n\nCtrl-C stops the demo.\n",
+        f"{_accounts_table()}\n\n"
+        f"Enrolled in security questions: {', '.join(DEMO_ENROLLED)}, each with these answers:\n"
+        f"{_answers_table()}\n"
+        f"(Forgot Password: lsmith. Unlock Account: klee, who is locked. Any other user name gets decoy questions.)\n"
+        f"\nCtrl-C stops the demo.\n",
         flush=True,
     )
     command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--threads", "4"]
@@ -79,6 +129,7 @@ def main() -> int:
     finally:
         web.terminate()
         web.wait()
+        redis.stop()
         slapd.stop()
 
 

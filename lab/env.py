@@ -12,8 +12,10 @@ from lab.seed import BASE_DN, DEFAULT_POLICY_DN
 from lab.slapd import Slapd
 
 
-def sspm_environ(slapd: Slapd, **overrides: str) -> dict[str, str]:
+def sspm_environ(slapd: Slapd, *, redis_url: str, database_url: str, **overrides: str) -> dict[str, str]:
     environ = {
+        "SSPM_REDIS_URL": redis_url,
+        "SSPM_DATABASE_URL": database_url,
         "SSPM_SECRET_KEY": secrets.token_urlsafe(48),
         "SSPM_PUBLIC_BASE_URL": "https://sspm.partners.example",
         "DIRECTORY_KIND": "openldap",

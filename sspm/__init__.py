@@ -1,17 +1,19 @@
 """SSPM: self-service password management in front of a directory.
 
 ``create_app`` wires the shared policy (settings, languages, limits,
-security headers) and one blueprint per feature. The directory is built
-here and handed to features through ``directory()``, so tests and
-benchmarks run the same app against the real servers they start.
+security headers) and one blueprint per feature. The outside systems (the
+directory, SSPM's store, Redis) are built here once and handed to features
+through ``services()``, so tests and benchmarks run the same app against
+the real servers they start.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import cast
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -19,10 +21,31 @@ from connectors import open_directory
 from connectors.directory import Directory
 from sspm import errors, i18n, limits, security
 from sspm import settings as settings_module
-from sspm.settings import ROOT, Settings
+from sspm.messages import lra_contact
+from sspm.questions import AnswerHasher, Catalogue
+from sspm.settings import ROOT, ConfigError, Settings
+from sspm.state import State, StateUnavailable
+from sspm.store import Store, head_revision
 from sspm.web import is_mobile, link
 
 csrf = CSRFProtect()
+
+
+@dataclass(frozen=True)
+class Services:
+    """The outside systems and shared tools one app instance uses."""
+
+    settings: Settings
+    directory: Directory
+    store: Store
+    state: State
+    hasher: AnswerHasher
+    catalogue: Catalogue
+
+    def close(self) -> None:
+        self.directory.close()
+        self.store.close()
+        self.state.close()
 
 
 def create_app(settings: Settings | None = None, *, directory: Directory | None = None, check: bool = True) -> Flask:
@@ -54,12 +77,25 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
 
     if directory is None:
         directory = open_directory(settings.directory_kind, settings.directory)
+    store = Store(settings.database_url)
+    state = State(settings.redis_url)
     if check:
         directory.check()
-        # Connections opened by the check must not be shared with forked
+        state.check()
+        if store.revision() != head_revision():
+            raise ConfigError("the database schema is not current: run `python -m sspm migrate`")
+        # Connections opened by the checks must not be shared with forked
         # workers (gunicorn --preload): drop them, each worker opens its own.
         directory.close()
-    app.extensions["sspm.directory"] = directory
+        store.close()
+        state.close()
+    try:
+        catalogue = Catalogue.load(settings.questions_file, settings.languages)
+    except ValueError as exc:
+        raise ConfigError(f"SSPM_QUESTIONS_FILE: {exc}") from None
+    if len(catalogue.offered(settings.questions_offered)) < settings.questions_offered:
+        raise ConfigError("SSPM_QUESTIONS_OFFERED is more than the catalogue offers")
+    app.extensions["sspm"] = Services(settings, directory, store, state, AnswerHasher(), catalogue)
 
     csrf.init_app(app)
     i18n.init_app(app)
@@ -69,21 +105,31 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
 
     @app.before_request
     def _entry() -> None:
-        from flask import g
-
         g.mobile = is_mobile()
 
-    app.jinja_env.globals.update(link=link, settings=settings)
+    app.jinja_env.globals.update(link=link, settings=settings, signed_in=_signed_in, lra_contact=lra_contact)
 
     from sspm.change.views import bp as change_bp
+    from sspm.enroll.views import bp as enroll_bp
     from sspm.home.views import bp as home_bp
+    from sspm.recovery.views import bp as recovery_bp
+    from sspm.signin.views import bp as signin_bp
 
-    app.register_blueprint(home_bp)
-    app.register_blueprint(change_bp)
+    for blueprint in (home_bp, change_bp, signin_bp, enroll_bp, recovery_bp):
+        app.register_blueprint(blueprint)
     logging.getLogger("sspm").setLevel(logging.INFO)
     return app
 
 
-def directory() -> Directory:
-    """The directory of the app serving this request."""
-    return cast(Directory, current_app.extensions["sspm.directory"])
+def services() -> Services:
+    """The outside systems of the app serving this request."""
+    return cast(Services, current_app.extensions["sspm"])
+
+
+def _signed_in() -> bool:
+    from sspm.sessions import current_user
+
+    try:
+        return current_user(services().state) is not None
+    except StateUnavailable:  # a page must still render while Redis is away
+        return False

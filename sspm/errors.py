@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from sspm.messages import reason_text
+from sspm.state import StateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,15 @@ def init_app(app: Flask) -> None:
             400,
             str(_l("This page has expired")),
             str(_l("For your security, forms expire. Reload the page and fill it in again.")),
+        )
+
+    @app.errorhandler(StateUnavailable)
+    def state_away(error: StateUnavailable) -> tuple[str, int]:
+        log.warning("Redis unavailable: %s", error)
+        return _page(
+            503,
+            str(_l("Please try again in a minute")),
+            str(_l("This service is busy or being restarted, and nothing was changed. Wait a minute and try again.")),
         )
 
     @app.errorhandler(429)

@@ -2,20 +2,25 @@
 
 The per-name limit counts every attempt at a name, whether or not an
 account has it, so the limit itself never tells an account exists. The
-counters live in SSPM_RATELIMIT_STORAGE_URI: Redis when several app
-processes serve users, so a second process cannot be used to reset them.
+counters live in Redis (SSPM_REDIS_URL), shared by every app process, so a
+second process cannot be used to reset them. If Redis stops answering the
+limits fall back to per-process counters rather than locking everyone out
+of changing a password; the directory's own lockout still applies.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
+
+View = Callable[..., Any]
 
 
 def _per_ip() -> str:
@@ -29,17 +34,23 @@ def _per_account() -> str:
 def _account_key() -> str:
     # Hashed so the storage never holds user names in clear.
     typed = request.form.get("username", "").strip().casefold()
-    return "account:" + hashlib.sha256(typed.encode("utf-8")).hexdigest()[:32]
+    return "account:" + hashlib.sha256(typed.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def guarded(view: Callable[..., object]) -> Callable[..., object]:
-    """Apply both limits to the POSTs of a view that checks a password."""
-    view = limiter.limit(_per_ip, methods=["POST"], scope="ip")(view)
-    return limiter.limit(_per_account, key_func=_account_key, methods=["POST"], scope="account")(view)
+def per_ip(view: View) -> View:
+    """Limit a view's POSTs per client address."""
+    return limiter.limit(_per_ip, methods=["POST"], scope="ip")(view)
+
+
+def guarded(view: View) -> View:
+    """Limit a view's POSTs per client address and per typed user name."""
+    return limiter.limit(_per_account, key_func=_account_key, methods=["POST"], scope="account")(per_ip(view))
 
 
 def init_app(app: Flask) -> None:
     settings = app.config["SSPM_SETTINGS"]
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage_uri)
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", "sspm")
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url)
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 2, "socket_connect_timeout": 2})
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "sspm-limits")
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)

@@ -33,10 +33,21 @@ class Settings:
     lra_contact: str
     languages: tuple[str, ...]
     default_language: str
-    ratelimit_storage_uri: str
+    redis_url: str
+    database_url: str
     limit_per_ip: str
     limit_per_account: str
     min_strength: int
+    session_idle_minutes: int
+    session_max_hours: int
+    questions_file: Path
+    questions_offered: int
+    questions_answered: int
+    questions_asked: int
+    min_answer_length: int
+    challenge_seconds: int
+    recovery_max_failures: int
+    recovery_window_minutes: int
     trusted_proxies: int
     directory_kind: str
     directory: DirectorySettings
@@ -65,11 +76,14 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     def text(key: str) -> str:
         return values.get(key, "").strip()
 
-    def number(key: str) -> float:
+    def number(key: str) -> int:
         try:
-            return float(text(key))
+            value = int(text(key))
         except ValueError:
-            raise ConfigError(f"{key} must be a number (got {text(key)!r})") from None
+            raise ConfigError(f"{key} must be a whole number (got {text(key)!r})") from None
+        if value < 0:
+            raise ConfigError(f"{key} must not be negative (got {value})")
+        return value
 
     def flag(key: str) -> bool:
         return text(key).lower() in ("1", "true", "yes", "on")
@@ -102,13 +116,22 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         policy_dn=text("LDAP_POLICY_DN"),
         ca_file=Path(ca_file) if ca_file else None,
         starttls=flag("LDAP_STARTTLS"),
-        connect_timeout=int(number("LDAP_CONNECT_TIMEOUT")),
-        timeout=int(number("LDAP_TIMEOUT")),
-        pool_size=int(number("LDAP_POOL_SIZE")),
+        connect_timeout=number("LDAP_CONNECT_TIMEOUT"),
+        timeout=number("LDAP_TIMEOUT"),
+        pool_size=number("LDAP_POOL_SIZE"),
     )
     problems = directory.problems()
     if problems:
         raise ConfigError(problems[0])
+    questions_file = ROOT / text("SSPM_QUESTIONS_FILE")
+    if not questions_file.is_file():
+        raise ConfigError(f"SSPM_QUESTIONS_FILE {questions_file} does not exist")
+    answered, asked = number("SSPM_QUESTIONS_ANSWERED"), number("SSPM_QUESTIONS_ASKED")
+    if not 1 <= asked <= answered <= number("SSPM_QUESTIONS_OFFERED"):
+        raise ConfigError("need 1 <= SSPM_QUESTIONS_ASKED <= SSPM_QUESTIONS_ANSWERED <= SSPM_QUESTIONS_OFFERED")
+    for key in ("SSPM_REDIS_URL", "SSPM_DATABASE_URL"):
+        if not text(key):
+            raise ConfigError(f"{key} is not set")
     return Settings(
         secret_key=secret,
         public_base_url=base_url,
@@ -116,11 +139,22 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         lra_contact=text("SSPM_LRA_CONTACT"),
         languages=languages,
         default_language=default_language,
-        ratelimit_storage_uri=text("SSPM_RATELIMIT_STORAGE_URI"),
+        redis_url=text("SSPM_REDIS_URL"),
+        database_url=text("SSPM_DATABASE_URL"),
         limit_per_ip=text("SSPM_LIMIT_PER_IP"),
         limit_per_account=text("SSPM_LIMIT_PER_ACCOUNT"),
-        min_strength=int(number("SSPM_MIN_STRENGTH")),
-        trusted_proxies=int(number("SSPM_TRUSTED_PROXIES")),
+        min_strength=number("SSPM_MIN_STRENGTH"),
+        session_idle_minutes=number("SSPM_SESSION_IDLE_MINUTES"),
+        session_max_hours=number("SSPM_SESSION_MAX_HOURS"),
+        questions_file=questions_file,
+        questions_offered=number("SSPM_QUESTIONS_OFFERED"),
+        questions_answered=answered,
+        questions_asked=asked,
+        min_answer_length=number("SSPM_MIN_ANSWER_LENGTH"),
+        challenge_seconds=number("SSPM_CHALLENGE_SECONDS"),
+        recovery_max_failures=number("SSPM_RECOVERY_MAX_FAILURES"),
+        recovery_window_minutes=number("SSPM_RECOVERY_WINDOW_MINUTES"),
+        trusted_proxies=number("SSPM_TRUSTED_PROXIES"),
         directory_kind=text("DIRECTORY_KIND"),
         directory=directory,
     )

@@ -28,7 +28,13 @@ def page(bp: Blueprint, path: str, **options: Any) -> Callable[[View], View]:
 
 
 def is_mobile() -> bool:
-    return bool(request.view_args and request.view_args.get("mobile"))
+    """By path, not by matched route, so a 404 under /m keeps the phone layout."""
+    return request.path == "/m" or request.path.startswith("/m/")
+
+
+def client_ip() -> str:
+    """The client's address (ProxyFix has applied SSPM_TRUSTED_PROXIES already)."""
+    return request.remote_addr or "unknown"
 
 
 def link(endpoint: str, **values: Any) -> str:

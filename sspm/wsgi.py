@@ -11,9 +11,10 @@ import sys
 from connectors.directory import DirectoryError
 from sspm import create_app
 from sspm.settings import ConfigError
+from sspm.state import StateUnavailable
 
 try:
     app = create_app()
-except (ConfigError, DirectoryError) as exc:
+except (ConfigError, DirectoryError, StateUnavailable) as exc:
     print(f"sspm: cannot start: {exc}", file=sys.stderr)
     sys.exit(2)

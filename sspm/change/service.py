@@ -8,6 +8,7 @@ exercised without HTTP. It answers with a reason code the pages translate
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from connectors.directory import (
@@ -17,7 +18,10 @@ from connectors.directory import (
     DirectoryMisconfigured,
     Outcome,
 )
+from sspm import audit
 from sspm.passwords import Rules, first_problem
+from sspm.store import Store
+from sspm.timing import pad_refusal
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +39,22 @@ class ChangeResult:
 
 
 def change_password(
-    directory: Directory, rules: Rules, username: str, old: str, new: str, confirm: str
+    directory: Directory,
+    store: Store,
+    rules: Rules,
+    *,
+    username: str,
+    old: str,
+    new: str,
+    confirm: str,
+    source_ip: str,
 ) -> ChangeResult:
     """Prove the old password, check the new one, then let the directory change it.
 
     The order matters for privacy: nothing that depends on the account
-    (its names, its policy verdict) is said before the old password is
-    proven, so an unknown user name and a wrong password read the same.
+    (its names, its policy verdict, whether it is locked or disabled) is
+    said before the old password is proven, so an unknown user name, a
+    wrong password and a locked or disabled account all read the same.
     """
     if not username.strip() or not old.strip():
         return ChangeResult(Outcome.BAD_CREDENTIALS.value)
@@ -51,9 +64,12 @@ def change_password(
     if early is not None:
         return ChangeResult(early.value)
     try:
+        started = time.perf_counter()
         account, verdict = directory.verify_password(username, old)
         if account is None or not verdict.password_proven:
-            return ChangeResult(verdict.outcome.value)
+            pad_refusal(started)
+            audit.record(store, "change", verdict.outcome.value, source_ip=source_ip, account=account, typed=username)
+            return ChangeResult(Outcome.BAD_CREDENTIALS.value)
         late = first_problem(new, confirm, old, rules, account)
         if late is not None:
             return ChangeResult(late.value, account)
@@ -64,6 +80,7 @@ def change_password(
     except DirectoryError as exc:
         log.warning("directory unavailable while changing a password: %s", exc)
         return ChangeResult("unavailable")
+    audit.record(store, "change", outcome.value, source_ip=source_ip, account=account)
     if outcome is not Outcome.OK:
         return ChangeResult(outcome.value, account)
     log.info("password changed for account %s (was %s)", account.id, verdict.outcome.value)

@@ -2,63 +2,34 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, session
+from flask import Blueprint, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
 from connectors.directory import DirectoryError
-from sspm import directory
+from sspm import services
 from sspm.change.forms import ChangePasswordForm
 from sspm.change.service import change_password
+from sspm.enroll.service import enrolled_questions
 from sspm.limits import guarded
-from sspm.messages import reason_text
+from sspm.messages import NEW_PASSWORD_REASONS, reason_text
 from sspm.passwords import Rules
-from sspm.web import link, page
+from sspm.sessions import sign_in
+from sspm.web import client_ip, link, page
 
 bp = Blueprint("change", __name__)
 
 _DONE_KEY = "changed_for"
+#: Why the sign-in page sent the user here; said once above the form.
+_ARRIVED_BECAUSE = ("expired", "must_change")
 
 
 def current_rules() -> Rules | None:
     """The rules to show and enforce; None when the directory is unreachable."""
-    settings = current_app.config["SSPM_SETTINGS"]
+    the = services()
     try:
-        return Rules.from_policy(directory().policy(), settings.min_strength)
+        return Rules.from_policy(the.directory.policy(), the.settings.min_strength)
     except DirectoryError:
         return None
-
-
-@page(bp, "/change", methods=["GET", "POST"])
-@guarded
-def form(mobile: bool) -> tuple[str, int] | Response:
-    settings = current_app.config["SSPM_SETTINGS"]
-    form = ChangePasswordForm()
-    rules = current_rules()
-    reason: str | None = None if rules else "unavailable"
-    if rules and form.validate_on_submit():
-        result = change_password(
-            directory(),
-            rules,
-            username=form.username.data or "",
-            old=form.current.data or "",
-            new=form.new.data or "",
-            confirm=form.confirm.data or "",
-        )
-        if result.ok and result.account:
-            session[_DONE_KEY] = result.account.display_name
-            return redirect(link("change.done"), code=303)
-        reason = result.reason
-    message = (
-        reason_text(reason, lra=settings.lra_contact, min_length=rules.min_length if rules else 8) if reason else None
-    )
-    page_html = render_template(
-        "change/form.html",
-        form=form,
-        rules=rules,
-        reason=reason,
-        message=message,
-    )
-    return page_html, status_for(form.is_submitted(), reason, bool(form.errors))
 
 
 def status_for(submitted: bool, reason: str | None, field_errors: bool) -> int:
@@ -70,10 +41,57 @@ def status_for(submitted: bool, reason: str | None, field_errors: bool) -> int:
     return 200
 
 
+@page(bp, "/change", methods=["GET", "POST"])
+@guarded
+def form(mobile: bool) -> tuple[str, int] | Response:
+    the = services()
+    form = ChangePasswordForm()
+    rules = current_rules()
+    reason: str | None = None if rules else "unavailable"
+    notice = None
+    if not form.is_submitted():
+        form.username.data = request.args.get("username", "")[:256]
+        arrived = request.args.get("reason")
+        notice = reason_text(arrived) if arrived in _ARRIVED_BECAUSE else None
+    if rules and form.validate_on_submit():
+        result = change_password(
+            the.directory,
+            the.store,
+            rules,
+            username=form.username.data or "",
+            old=form.current.data or "",
+            new=form.new.data or "",
+            confirm=form.confirm.data or "",
+            source_ip=client_ip(),
+        )
+        if result.ok and result.account:
+            # The old password was just proven and a new one set: sign the
+            # user in, so that enrolling security questions is one click away.
+            sign_in(the.state, result.account)
+            session[_DONE_KEY] = result.account.display_name
+            return redirect(link("change.done"), code=303)
+        reason = result.reason
+    min_length = rules.min_length if rules else 8
+    message = reason_text(reason, min_length=min_length) if reason else None
+    if reason in NEW_PASSWORD_REASONS and message:
+        # About the new password: said next to that field, and linked from the summary.
+        form.new.errors = [*form.new.errors, message]
+        message = None
+    page_html = render_template(
+        "change/form.html", form=form, rules=rules, reason=reason, message=message, notice=notice
+    )
+    return page_html, status_for(form.is_submitted(), reason, bool(form.errors))
+
+
 @page(bp, "/change/done")
 def done(mobile: bool) -> str | Response:
     """Shown once, after the directory confirmed; a reload goes back to the form."""
+    the = services()
     name = session.pop(_DONE_KEY, None)
     if name is None:
         return redirect(link("change.form"))
-    return render_template("change/done.html", name=name)
+    from sspm.sessions import current_user
+
+    user = current_user(the.state)
+    enrolled = bool(user and enrolled_questions(the.store, user.account_id))
+    return render_template("change/done.html", name=name, enrolled=enrolled)

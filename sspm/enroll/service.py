@@ -1,0 +1,98 @@
+"""Enroll (or re-enroll) security questions for a signed-in user.
+
+The user confirms their password first: recovery data is as powerful as the
+password itself, so a session left open is not enough to replace it. Only
+argon2id hashes of the normalised answers are stored, keyed by the
+account's immutable directory id.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from connectors.directory import Directory, DirectoryError, Outcome
+from sspm import audit
+from sspm.questions import AnswerHasher, normalise
+from sspm.store import Answer, Enrollment, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pick:
+    question_id: str
+    answer: str
+
+
+def enrolled_questions(store: Store, account_id: str) -> list[str]:
+    """The question ids an account enrolled, in order; empty if none."""
+    with store.session() as session:
+        rows = session.scalars(
+            select(Answer.question_id).where(Answer.account_id == account_id).order_by(Answer.position)
+        )
+        return list(rows)
+
+
+def answer_problem(picks: list[Pick], offered: set[str], min_length: int, username: str, password: str) -> str | None:
+    """Why these answers cannot be kept, or None."""
+    if len({p.question_id for p in picks}) != len(picks) or not all(p.question_id in offered for p in picks):
+        return "question_twice"
+    answers = [normalise(p.answer) for p in picks]
+    if any(len(a) < min_length for a in answers):
+        return "answer_too_short"
+    if len(set(answers)) != len(answers):
+        return "answers_same"
+    name = normalise(username)
+    if name and any(name in a for a in answers):
+        return "answer_contains_name"
+    secret = normalise(password)
+    if secret and any(secret in a for a in answers):
+        return "answer_contains_password"
+    return None
+
+
+def enroll(
+    directory: Directory,
+    store: Store,
+    hasher: AnswerHasher,
+    *,
+    account_id: str,
+    password: str,
+    picks: list[Pick],
+    offered: set[str],
+    min_length: int,
+    source_ip: str,
+) -> str | None:
+    """Replace the account's questions; None on success, else a reason code."""
+    try:
+        account = directory.get_account(account_id)
+        if account is None:
+            return Outcome.BAD_CREDENTIALS.value
+        problem = answer_problem(picks, offered, min_length, account.username, password)
+        if problem:
+            return problem
+        _, verdict = directory.verify_password(account.username, password)
+    except DirectoryError as exc:
+        log.warning("directory unavailable at enrollment: %s", exc)
+        return "unavailable"
+    if verdict.outcome is not Outcome.OK:
+        audit.record(store, "enroll", verdict.outcome.value, source_ip=source_ip, account=account)
+        return str(verdict.outcome.value)
+    hashes = [hasher.hash(p.answer) for p in picks]
+    with store.session() as session:
+        existing = session.get(Enrollment, account.id)
+        action = "re-enroll" if existing else "enroll"
+        if existing:
+            session.delete(existing)
+            session.flush()
+        enrollment = Enrollment(account_id=account.id)
+        enrollment.answers = [
+            Answer(position=i, question_id=p.question_id, answer_hash=h)
+            for i, (p, h) in enumerate(zip(picks, hashes, strict=True))
+        ]
+        session.add(enrollment)
+    audit.record(store, action, "ok", source_ip=source_ip, account=account)
+    return None

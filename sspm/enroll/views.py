@@ -1,0 +1,69 @@
+"""HTTP for enrolling and reviewing security questions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from sspm import services
+from sspm.enroll.forms import enroll_form
+from sspm.enroll.service import Pick, enroll, enrolled_questions
+from sspm.limits import guarded
+from sspm.messages import reason_text
+from sspm.sessions import current_user, signed_in_required
+from sspm.web import client_ip, link, page
+
+bp = Blueprint("enroll", __name__)
+
+_SAVED = _l("Your security questions are saved. You can now reset your password or unlock your account on your own.")
+
+_SAVED = _l("Your security questions are saved. You can now reset your password or unlock your account on your own.")
+
+
+@page(bp, "/enroll")
+@signed_in_required
+def index(mobile: bool) -> str:
+    the = services()
+    user = current_user(the.state)
+    assert user is not None
+    language = str(get_locale())
+    questions = [
+        the.catalogue.by_id[q].in_language(language) if q in the.catalogue.by_id else q
+        for q in enrolled_questions(the.store, user.account_id)
+    ]
+    return render_template("enroll/index.html", user=user, questions=questions)
+
+
+@page(bp, "/enroll/edit", methods=["GET", "POST"])
+@signed_in_required
+@guarded
+def edit(mobile: bool) -> tuple[str, int] | Response:
+    the = services()
+    settings = the.settings
+    user = current_user(the.state)
+    assert user is not None
+    language = str(get_locale())
+    offered = the.catalogue.offered(settings.questions_offered)
+    form = enroll_form([(q.id, q.in_language(language)) for q in offered], settings.questions_answered)
+    reason = None
+    if form.validate_on_submit():
+        picks = [Pick(str(question.data), str(answer.data)) for question, answer in form.pairs()]
+        reason = enroll(
+            the.directory,
+            the.store,
+            the.hasher,
+            account_id=user.account_id,
+            password=form.password.data or "",
+            picks=picks,
+            offered={q.id for q in offered},
+            min_length=settings.min_answer_length,
+            source_ip=client_ip(),
+        )
+        if reason is None:
+            flash(str(_SAVED))
+            return redirect(link("enroll.index"), code=303)
+    message = reason_text(reason, min_length=settings.min_answer_length) if reason else None
+    status = 503 if reason == "unavailable" else 422 if form.is_submitted() and (reason or form.errors) else 200
+    return render_template("enroll/edit.html", form=form, message=message, user=user), status

@@ -1,0 +1,235 @@
+"""Forgot Password and Unlock Account through security questions.
+
+Three steps, each a plain function:
+
+1. ``start``: a user name becomes a challenge of two questions under a
+   deadline. Unknown, unenrolled and disabled accounts get a challenge too,
+   built the same way with the same work, so nothing here tells them apart.
+2. ``answer``: one try per challenge; both answers are always checked; one
+   verdict. Failures count per typed user name, and past the limit every
+   answer fails (in the same words) until the window ends.
+3. ``reset`` / ``unlock``: only with the single-use pass that step 2 hands
+   out, bound to the same browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from connectors.directory import Directory, DirectoryError, Outcome
+from sspm import audit
+from sspm.passwords import Rules, first_problem
+from sspm.questions import AnswerHasher, Catalogue
+from sspm.state import State
+from sspm.store import Answer, Store
+
+log = logging.getLogger(__name__)
+
+PURPOSES = ("forgot", "unlock")
+#: Stands in for an account id when there is no account, so the same
+#: queries run (and find nothing).
+NO_ACCOUNT = "00000000-0000-0000-0000-000000000000"
+#: How long a passed challenge may wait for the new password.
+PASS_TTL_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class RecoveryPolicy:
+    answered: int
+    asked: int
+    seconds: int
+    max_failures: int
+    window_seconds: int
+    decoy_secret: bytes
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: str
+    purpose: str
+    username: str
+    questions: list[str]
+    deadline: float
+
+    def remaining(self, now: float | None = None) -> int:
+        return max(0, int(self.deadline - (now if now is not None else time.time())))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``pass_id`` is set only when the user proved who they are."""
+
+    reason: str | None
+    pass_id: str | None = None
+    purpose: str = ""
+
+
+def _failure_key(typed: str) -> str:
+    return hashlib.sha256(typed.strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _answers_of(store: Store, account_id: str) -> dict[str, str]:
+    with store.session() as session:
+        rows = session.execute(
+            select(Answer.question_id, Answer.answer_hash).where(Answer.account_id == account_id)
+        ).all()
+    return {question: digest for question, digest in rows}
+
+
+def start(
+    directory: Directory,
+    store: Store,
+    state: State,
+    catalogue: Catalogue,
+    policy: RecoveryPolicy,
+    *,
+    purpose: str,
+    typed: str,
+    source_ip: str,
+) -> Challenge:
+    """Make the challenge for a typed user name; raises DirectoryError if the directory is away."""
+    account = directory.find_account(typed)
+    enrolled = list(_answers_of(store, account.id if account else NO_ACCOUNT))
+    eligible = bool(account and enrolled and not account.disabled)
+    if not enrolled:
+        enrolled = [q.id for q in catalogue.decoys(policy.decoy_secret, typed, policy.answered)]
+    questions = random.SystemRandom().sample(enrolled, min(policy.asked, len(enrolled)))
+    challenge = Challenge(
+        id=secrets.token_urlsafe(24),
+        purpose=purpose,
+        username=typed.strip(),
+        questions=questions,
+        deadline=time.time() + policy.seconds,
+    )
+    record = {
+        "purpose": purpose,
+        "typed": typed,
+        "username": challenge.username,
+        "account_id": account.id if account else None,
+        "account_username": account.username if account else None,
+        "eligible": eligible,
+        "questions": questions,
+        "deadline": challenge.deadline,
+    }
+    state.put("challenge", challenge.id, record, policy.seconds + 60)
+    audit.record(store, f"{purpose}_start", "challenge_issued", source_ip=source_ip, account=account, typed=typed)
+    return challenge
+
+
+def load(state: State, challenge_id: str) -> Challenge | None:
+    record = state.get("challenge", challenge_id)
+    if record is None:
+        return None
+    return Challenge(challenge_id, record["purpose"], record["username"], record["questions"], record["deadline"])
+
+
+def answer(
+    store: Store,
+    state: State,
+    hasher: AnswerHasher,
+    policy: RecoveryPolicy,
+    *,
+    challenge_id: str,
+    answers: list[str],
+    source_ip: str,
+) -> Verdict:
+    """Judge the answers to a challenge, once."""
+    record = state.take("challenge", challenge_id)
+    if record is None:
+        return Verdict("challenge_gone")
+    purpose = record["purpose"]
+    account_id = record["account_id"]
+    stored = _answers_of(store, account_id or NO_ACCOUNT)
+    given = answers + [""] * (len(record["questions"]) - len(answers))
+    # Every answer is checked, so the time taken says nothing about which failed.
+    results = [hasher.verify(stored.get(q), a) for q, a in zip(record["questions"], given, strict=False)]
+    late = time.time() > float(record["deadline"])
+    key = _failure_key(record["typed"])
+    paused = state.count("recovery-failures", key) >= policy.max_failures
+    if all(results) and record["eligible"] and not late and not paused:
+        pass_id = secrets.token_urlsafe(24)
+        state.put("pass", pass_id, {"purpose": purpose, "account_id": account_id}, PASS_TTL_SECONDS)
+        audit.record(
+            store,
+            f"{purpose}_answers",
+            "ok",
+            source_ip=source_ip,
+            account_id=account_id,
+            username=record["account_username"],
+            typed=record["typed"],
+        )
+        return Verdict(None, pass_id, purpose)
+    state.hit("recovery-failures", key, policy.window_seconds)
+    outcome = "late" if late else "paused" if paused else "wrong_or_not_enrolled"
+    audit.record(
+        store,
+        f"{purpose}_answers",
+        outcome,
+        source_ip=source_ip,
+        account_id=account_id,
+        username=record["account_username"],
+        typed=record["typed"],
+    )
+    return Verdict("too_late" if late else "answers_refused", purpose=purpose)
+
+
+def passed(state: State, pass_id: str, purpose: str) -> bool:
+    record = state.get("pass", pass_id)
+    return bool(record and record["purpose"] == purpose)
+
+
+def reset(
+    directory: Directory,
+    store: Store,
+    state: State,
+    rules: Rules,
+    *,
+    pass_id: str,
+    new: str,
+    confirm: str,
+    source_ip: str,
+) -> str | None:
+    """Set the new password (and so clear any lock); None on success."""
+    record = state.get("pass", pass_id)
+    if record is None or record["purpose"] != "forgot":
+        return "challenge_gone"
+    try:
+        account = directory.get_account(record["account_id"])
+        if account is None:
+            return "challenge_gone"
+        problem = first_problem(new, confirm, "", rules, account)
+        if problem is not None:
+            return problem.value
+        outcome = directory.reset_password(account, new, must_change=False)
+    except DirectoryError as exc:
+        log.warning("directory unavailable at a reset: %s", exc)
+        return "unavailable"
+    audit.record(store, "forgot_reset", outcome.value, source_ip=source_ip, account=account)
+    if outcome is not Outcome.OK:
+        return str(outcome.value)
+    state.delete("pass", pass_id)
+    return None
+
+
+def unlock(directory: Directory, store: Store, state: State, *, pass_id: str, source_ip: str) -> str | None:
+    """Clear the lock, leaving the password alone; None on success."""
+    record = state.take("pass", pass_id)
+    if record is None or record["purpose"] != "unlock":
+        return "challenge_gone"
+    try:
+        account = directory.get_account(record["account_id"])
+        if account is None:
+            return "challenge_gone"
+        outcome = directory.unlock(account)
+    except DirectoryError as exc:
+        log.warning("directory unavailable at an unlock: %s", exc)
+        return "unavailable"
+    audit.record(store, "unlock", outcome.value, source_ip=source_ip, account=account)
+    return None if outcome is Outcome.OK else str(outcome.value)

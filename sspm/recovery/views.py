@@ -1,0 +1,194 @@
+"""HTTP for Forgot Password and Unlock Account: start, challenge, finish."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, make_response, redirect, render_template, request, session
+from flask_babel import get_locale
+from werkzeug.wrappers import Response
+
+from connectors.directory import DirectoryError
+from sspm import services
+from sspm.change.views import current_rules
+from sspm.limits import guarded, per_ip
+from sspm.messages import reason_text
+from sspm.recovery import captcha, service
+from sspm.recovery.forms import NewPasswordForm, StartForm, challenge_form
+from sspm.recovery.service import RecoveryPolicy
+from sspm.web import client_ip, link, page
+
+bp = Blueprint("recovery", __name__)
+
+_CHALLENGE, _PASS, _DONE = "challenge", "recovery_pass", "recovery_done"
+
+
+def recovery_policy() -> RecoveryPolicy:
+    settings = services().settings
+    return RecoveryPolicy(
+        answered=settings.questions_answered,
+        asked=settings.questions_asked,
+        seconds=settings.challenge_seconds,
+        max_failures=settings.recovery_max_failures,
+        window_seconds=settings.recovery_window_minutes * 60,
+        decoy_secret=current_app.secret_key.encode() if isinstance(current_app.secret_key, str) else b"",
+    )
+
+
+def _message(reason: str | None) -> str | None:
+    return reason_text(reason) if reason else None
+
+
+def _wants_new_image() -> bool:
+    return request.method == "POST" and request.form.get("action") == "new-image"
+
+
+@page(bp, "/forgot", methods=["GET", "POST"])
+@guarded
+def forgot(mobile: bool) -> tuple[str, int] | Response:
+    return _start("forgot")
+
+
+@page(bp, "/unlock", methods=["GET", "POST"])
+@guarded
+def unlock(mobile: bool) -> tuple[str, int] | Response:
+    return _start("unlock")
+
+
+def _start(purpose: str) -> tuple[str, int] | Response:
+    the = services()
+    form = StartForm()
+    reason = None
+    if not _wants_new_image() and form.validate_on_submit():
+        if not captcha.passes(the.state, form.captcha.data or ""):
+            reason = "captcha_wrong"
+        else:
+            try:
+                challenge = service.start(
+                    the.directory,
+                    the.store,
+                    the.state,
+                    the.catalogue,
+                    recovery_policy(),
+                    purpose=purpose,
+                    typed=form.username.data or "",
+                    source_ip=client_ip(),
+                )
+            except DirectoryError:
+                reason = "unavailable"
+            else:
+                session[_CHALLENGE] = challenge.id
+                return redirect(link("recovery.challenge"), code=303)
+    captcha.issue(the.state)
+    form.captcha.data = ""
+    status = 503 if reason == "unavailable" else 422 if reason or form.errors else 200
+    return render_template("recovery/start.html", form=form, purpose=purpose, message=_message(reason)), status
+
+
+@page(bp, "/recovery/challenge", methods=["GET", "POST"])
+@per_ip
+def challenge(mobile: bool) -> tuple[str, int] | Response:
+    the = services()
+    challenge_id = session.get(_CHALLENGE)
+    current = service.load(the.state, challenge_id) if isinstance(challenge_id, str) else None
+    if current is None:
+        return _gone("challenge_gone")
+    language = str(get_locale())
+    texts = [the.catalogue.by_id[q].in_language(language) for q in current.questions]
+    form = challenge_form(texts)
+    reason = None
+    if not _wants_new_image() and form.validate_on_submit():
+        if not captcha.passes(the.state, form.captcha.data or ""):
+            reason = "captcha_wrong"
+        else:
+            session.pop(_CHALLENGE, None)
+            verdict = service.answer(
+                the.store,
+                the.state,
+                the.hasher,
+                recovery_policy(),
+                challenge_id=current.id,
+                answers=[str(field.data or "") for field in form.answers()],
+                source_ip=client_ip(),
+            )
+            if verdict.pass_id is None:
+                return _gone(verdict.reason or "answers_refused", purpose=current.purpose, status=422)
+            if current.purpose == "unlock":
+                failed = service.unlock(
+                    the.directory, the.store, the.state, pass_id=verdict.pass_id, source_ip=client_ip()
+                )
+                if failed:
+                    return _gone(failed, purpose=current.purpose, status=503 if failed == "unavailable" else 422)
+                session[_DONE] = "unlock"
+                return redirect(link("recovery.done"), code=303)
+            session[_PASS] = verdict.pass_id
+            return redirect(link("recovery.new_password"), code=303)
+    captcha.issue(the.state)
+    form.captcha.data = ""
+    status = 422 if reason or form.errors else 200
+    page_html = render_template(
+        "recovery/challenge.html",
+        form=form,
+        challenge=current,
+        remaining=current.remaining(),
+        message=_message(reason),
+    )
+    return page_html, status
+
+
+@page(bp, "/recovery/new-password", methods=["GET", "POST"])
+@per_ip
+def new_password(mobile: bool) -> tuple[str, int] | Response:
+    the = services()
+    pass_id = session.get(_PASS)
+    if not isinstance(pass_id, str) or not service.passed(the.state, pass_id, "forgot"):
+        return _gone("challenge_gone")
+    form = NewPasswordForm()
+    rules = current_rules()
+    reason = None if rules else "unavailable"
+    if rules and form.validate_on_submit():
+        reason = service.reset(
+            the.directory,
+            the.store,
+            the.state,
+            rules,
+            pass_id=pass_id,
+            new=form.new.data or "",
+            confirm=form.confirm.data or "",
+            source_ip=client_ip(),
+        )
+        if reason is None:
+            session.pop(_PASS, None)
+            session[_DONE] = "forgot"
+            return redirect(link("recovery.done"), code=303)
+    min_length = rules.min_length if rules else 8
+    message = reason_text(reason, min_length=min_length) if reason else None
+    status = 503 if reason == "unavailable" else 422 if form.is_submitted() and (reason or form.errors) else 200
+    return render_template("recovery/new_password.html", form=form, rules=rules, message=message), status
+
+
+@page(bp, "/recovery/done")
+def done(mobile: bool) -> str | Response:
+    purpose = session.pop(_DONE, None)
+    if purpose not in service.PURPOSES:
+        return redirect(link("home.index"))
+    return render_template("recovery/done.html", purpose=purpose)
+
+
+def _gone(reason: str, *, purpose: str = "forgot", status: int = 410) -> tuple[str, int]:
+    return render_template("recovery/gone.html", message=_message(reason), purpose=purpose), status
+
+
+@bp.route("/captcha/image.png")
+def captcha_image() -> Response:
+    return _media(captcha.image(services().state), "image/png")
+
+
+@bp.route("/captcha/audio.wav")
+def captcha_audio() -> Response:
+    return _media(captcha.audio(services().state), "audio/wav")
+
+
+def _media(body: bytes | None, mimetype: str) -> Response:
+    response = make_response(body or b"", 200 if body else 404)
+    response.mimetype = mimetype
+    response.headers["Cache-Control"] = "no-store"
+    return response

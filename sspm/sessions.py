@@ -1,0 +1,92 @@
+"""Signed-in users: server-side sessions with idle and absolute timeouts.
+
+The browser's cookie holds only a random handle (signed by Flask); the
+record it points at lives in Redis under a digest of that handle. Signing
+in clears the cookie session and issues a new handle (no fixation); signing
+out deletes the record, so a copied cookie is worthless afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from flask import current_app, g, redirect, request, session
+
+from connectors.directory import Account
+from sspm.state import State
+from sspm.web import link
+
+_HANDLE = "sid"
+_KIND = "session"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    account_id: str
+    username: str
+    display_name: str
+    started: float
+
+
+def _digest(handle: str) -> str:
+    return hashlib.sha256(handle.encode()).hexdigest()
+
+
+def _limits() -> tuple[int, int]:
+    settings = current_app.config["SSPM_SETTINGS"]
+    return settings.session_idle_minutes * 60, settings.session_max_hours * 3600
+
+
+def sign_in(state: State, account: Account) -> None:
+    idle, _ = _limits()
+    session.clear()
+    handle = secrets.token_urlsafe(32)
+    record = {"account_id": account.id, "username": account.username, "display_name": account.display_name}
+    state.put(_KIND, _digest(handle), {**record, "started": time.time()}, ttl=idle)
+    session[_HANDLE] = handle
+
+
+def current_user(state: State) -> SignedIn | None:
+    """The signed-in user, or None; each call while valid pushes the idle timeout back."""
+    if "signed_in" in g:
+        return g.signed_in  # type: ignore[no-any-return]
+    handle = session.get(_HANDLE)
+    user = None
+    if isinstance(handle, str):
+        idle, absolute = _limits()
+        record = state.get(_KIND, _digest(handle))
+        if record and time.time() - float(record["started"]) < absolute:
+            state.touch(_KIND, _digest(handle), idle)
+            user = SignedIn(record["account_id"], record["username"], record["display_name"], float(record["started"]))
+        elif record:
+            state.delete(_KIND, _digest(handle))
+    g.signed_in = user
+    return user
+
+
+def sign_out(state: State) -> None:
+    handle = session.get(_HANDLE)
+    if isinstance(handle, str):
+        state.delete(_KIND, _digest(handle))
+    session.clear()
+    g.signed_in = None
+
+
+def signed_in_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Send anyone not signed in to the sign-in page, to come back here after."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        from sspm import services
+
+        if current_user(services().state) is None:
+            return redirect(link("signin.form", next=request.endpoint))
+        return view(*args, **kwargs)
+
+    return guarded

@@ -1,0 +1,42 @@
+"""Sign a user in with the directory's verdict on their password."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from connectors.directory import Account, Directory, DirectoryError, Outcome
+from sspm import audit
+from sspm.store import Store
+from sspm.timing import pad_refusal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """``reason`` None: signed in. "expired"/"must_change": proven, but change it first."""
+
+    reason: str | None
+    account: Account | None = None
+
+
+def sign_in(directory: Directory, store: Store, login: str, password: str, source_ip: str) -> SignInResult:
+    if not login.strip() or not password.strip():
+        return SignInResult(Outcome.BAD_CREDENTIALS.value)
+    started = time.perf_counter()
+    try:
+        account, verdict = directory.verify_password(login, password)
+    except DirectoryError as exc:
+        log.warning("directory unavailable at sign-in: %s", exc)
+        return SignInResult("unavailable")
+    outcome = verdict.outcome
+    audit.record(store, "sign_in", outcome.value, source_ip=source_ip, account=account, typed=login)
+    if account is None or not verdict.password_proven:
+        pad_refusal(started)
+        # Locked and disabled read like a wrong password: see sspm.messages.
+        return SignInResult(Outcome.BAD_CREDENTIALS.value)
+    if outcome is not Outcome.OK:
+        return SignInResult(outcome.value, account)
+    return SignInResult(None, account)

@@ -1,0 +1,53 @@
+"""HTTP for signing in and out."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request
+from werkzeug.wrappers import Response
+
+from sspm import services
+from sspm.limits import guarded
+from sspm.messages import reason_text
+from sspm.sessions import current_user, sign_in, sign_out
+from sspm.signin.forms import SignInForm
+from sspm.signin.service import sign_in as check_credentials
+from sspm.web import client_ip, link, page
+
+bp = Blueprint("signin", __name__)
+
+#: Where a sign-in may send the user afterwards: endpoints, never URLs.
+_NEXT = {"enroll.index", "enroll.edit"}
+
+
+@page(bp, "/signin", methods=["GET", "POST"])
+@guarded
+def form(mobile: bool) -> tuple[str, int] | Response:
+    the = services()
+    form = SignInForm(next=request.args.get("next", ""))
+    reason = None
+    if form.validate_on_submit():
+        result = check_credentials(
+            the.directory, the.store, form.username.data or "", form.password.data or "", client_ip()
+        )
+        if result.reason in ("expired", "must_change") and result.account:
+            # Proven but unusable: the only thing to do is change it.
+            return redirect(link("change.form", reason=result.reason, username=result.account.username), code=303)
+        if result.reason is None and result.account:
+            sign_in(the.state, result.account)
+            target = form.next.data if form.next.data in _NEXT else "enroll.index"
+            return redirect(link(target), code=303)
+        reason = result.reason
+    message = reason_text(reason) if reason else None
+    status = 503 if reason == "unavailable" else 422 if form.is_submitted() and (reason or form.errors) else 200
+    return render_template("signin/form.html", form=form, reason=reason, message=message), status
+
+
+@page(bp, "/signout", methods=["POST"])
+def signout(mobile: bool) -> Response:
+    sign_out(services().state)
+    return redirect(link("home.index", signed_out=1), code=303)
+
+
+def signed_in_name() -> str | None:
+    user = current_user(services().state)
+    return user.display_name if user else None
