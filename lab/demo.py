@@ -23,12 +23,17 @@ from lab.env import sspm_environ
 from lab.redis import start_redis
 from lab.seed import DEMO_ACCOUNTS
 from lab.slapd import start_slapd
+from lab.smtp import start_smtp
 from sspm.questions import AnswerHasher, Catalogue
 from sspm.settings import ROOT as SSPM_ROOT
 from sspm.settings import load
 from sspm.store import Store, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+#: gunicorn's access log without query strings: an emailed link's one-time
+#: token travels in one, and must not land in a log.
+ACCESS_LOG = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
+
 DEMO = ROOT / ".demo"
 
 _STATE_TEXT = {
@@ -94,6 +99,7 @@ def main() -> int:
         reuse=True,
     )
     redis = start_redis(DEMO / "redis", port=int(os.environ.get("DEMO_REDIS_PORT", "16379")), persist=True)
+    mail = start_smtp(DEMO / "mail", port=int(os.environ.get("DEMO_SMTP_PORT", "10025")))
     database_url = f"sqlite:///{DEMO / 'sspm.db'}"
     migrate(database_url)
     base_url = f"http://127.0.0.1:{args.port}"
@@ -101,6 +107,7 @@ def main() -> int:
         slapd,
         redis_url=redis.url,
         database_url=database_url,
+        smtp_port=mail.port,
         SSPM_SECRET_KEY=_secret(),
         SSPM_PUBLIC_BASE_URL=base_url,
     )
@@ -113,13 +120,16 @@ def main() -> int:
         f"{_accounts_table()}\n\n"
         f"Enrolled in security questions: {', '.join(DEMO_ENROLLED)}, each with these answers:\n"
         f"{_answers_table()}\n"
-        f"(Forgot Password: lsmith. Unlock Account: klee, who is locked. Any other user name gets decoy questions.)\n"
+        f"(Forgot Password: lsmith. Unlock Account: klee, who is locked. Any other user name gets decoy questions.)\n\n"
+        f"Emails (reset links, notifications) are caught locally: each lands as a .eml file in {DEMO / 'mail'}\n"
         f"\nCtrl-C stops the demo.\n",
         flush=True,
     )
     command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--threads", "4"]
-    command += ["--bind", f"127.0.0.1:{args.port}", "--access-logfile", "-", "sspm.wsgi:app"]
+    command += ["--bind", f"127.0.0.1:{args.port}", "--access-logfile", "-", "--access-logformat", ACCESS_LOG]
+    command += ["sspm.wsgi:app"]
     web = subprocess.Popen(command, env=environ, cwd=ROOT)
+    worker = subprocess.Popen([sys.executable, "worker.py"], env=environ, cwd=ROOT)
     # Stopped by Ctrl-C or by SIGTERM alike: take the web app and the directory down with us.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -127,8 +137,10 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        web.terminate()
-        web.wait()
+        for process in (web, worker):
+            process.terminate()
+            process.wait()
+        mail.stop()
         redis.stop()
         slapd.stop()
 

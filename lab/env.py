@@ -12,10 +12,16 @@ from lab.seed import BASE_DN, DEFAULT_POLICY_DN
 from lab.slapd import Slapd
 
 
-def sspm_environ(slapd: Slapd, *, redis_url: str, database_url: str, **overrides: str) -> dict[str, str]:
+def sspm_environ(
+    slapd: Slapd, *, redis_url: str, database_url: str, smtp_port: int = 25, **overrides: str
+) -> dict[str, str]:
     environ = {
         "SSPM_REDIS_URL": redis_url,
         "SSPM_DATABASE_URL": database_url,
+        # The lab's mail catcher listens on loopback without TLS.
+        "SSPM_SMTP_HOST": "127.0.0.1",
+        "SSPM_SMTP_PORT": str(smtp_port),
+        "SSPM_SMTP_SECURITY": "none",
         "SSPM_SECRET_KEY": secrets.token_urlsafe(48),
         "SSPM_PUBLIC_BASE_URL": "https://sspm.partners.example",
         "DIRECTORY_KIND": "openldap",

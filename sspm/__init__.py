@@ -21,6 +21,7 @@ from connectors import open_directory
 from connectors.directory import Directory
 from sspm import errors, i18n, limits, security
 from sspm import settings as settings_module
+from sspm.email.outbox import Outbox
 from sspm.messages import lra_contact
 from sspm.questions import AnswerHasher, Catalogue
 from sspm.settings import ROOT, ConfigError, Settings
@@ -41,6 +42,7 @@ class Services:
     state: State
     hasher: AnswerHasher
     catalogue: Catalogue
+    outbox: Outbox
 
     def close(self) -> None:
         self.directory.close()
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         PREFERRED_URL_SCHEME="https" if settings.https else "http",
         WTF_CSRF_TIME_LIMIT=3600,
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "sspm" / "translations"),
+        BABEL_DEFAULT_TIMEZONE=settings.timezone,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     if settings.trusted_proxies:
@@ -95,7 +98,8 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         raise ConfigError(f"SSPM_QUESTIONS_FILE: {exc}") from None
     if len(catalogue.offered(settings.questions_offered)) < settings.questions_offered:
         raise ConfigError("SSPM_QUESTIONS_OFFERED is more than the catalogue offers")
-    app.extensions["sspm"] = Services(settings, directory, store, state, AnswerHasher(), catalogue)
+    outbox = Outbox(state.redis, store, settings.email_retry_seconds)
+    app.extensions["sspm"] = Services(settings, directory, store, state, AnswerHasher(), catalogue, outbox)
 
     csrf.init_app(app)
     i18n.init_app(app)
@@ -110,12 +114,13 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     app.jinja_env.globals.update(link=link, settings=settings, signed_in=_signed_in, lra_contact=lra_contact)
 
     from sspm.change.views import bp as change_bp
+    from sspm.email.views import bp as email_bp
     from sspm.enroll.views import bp as enroll_bp
     from sspm.home.views import bp as home_bp
     from sspm.recovery.views import bp as recovery_bp
     from sspm.signin.views import bp as signin_bp
 
-    for blueprint in (home_bp, change_bp, signin_bp, enroll_bp, recovery_bp):
+    for blueprint in (home_bp, change_bp, signin_bp, enroll_bp, recovery_bp, email_bp):
         app.register_blueprint(blueprint)
     logging.getLogger("sspm").setLevel(logging.INFO)
     return app

@@ -47,6 +47,20 @@ def guarded(view: View) -> View:
     return limiter.limit(_per_account, key_func=_account_key, methods=["POST"], scope="account")(per_ip(view))
 
 
+def _email_per_ip() -> str:
+    return str(current_app.config["SSPM_SETTINGS"].limit_email_per_ip)
+
+
+def _email_per_account() -> str:
+    return str(current_app.config["SSPM_SETTINGS"].limit_email_per_account)
+
+
+def email_guarded(view: View) -> View:
+    """Stricter limits for asking for an email, so SSPM cannot flood a mailbox."""
+    view = limiter.limit(_email_per_ip, methods=["POST"], scope="email-ip")(view)
+    return limiter.limit(_email_per_account, key_func=_account_key, methods=["POST"], scope="email-account")(view)
+
+
 def init_app(app: Flask) -> None:
     settings = app.config["SSPM_SETTINGS"]
     app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url)

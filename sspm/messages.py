@@ -51,6 +51,11 @@ REASONS: dict[str, LazyString] = {
     "answers_same": _l("Give a different answer to each question."),
     "answer_contains_name": _l("An answer must not contain your user name."),
     "answer_contains_password": _l("An answer must not contain your password."),
+    "email_unavailable": _l(
+        "We could not send the email right now, and nothing was changed. "
+        "Wait a few minutes and ask again, or answer your security questions instead."
+    ),
+    "link_gone": _l("This link no longer works. Ask for a new one."),
     "rate_limited": _l("Too many attempts. For your security, wait a few minutes before you try again."),
 }
 

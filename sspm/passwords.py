@@ -1,9 +1,10 @@
 """The new-password policy: one definition, used on submit and shown as rules.
 
 The directory's own policy (length, history) is the floor; SSPM adds what a
-directory cannot judge: a strength estimate (zxcvbn, the same library the
-browser meter runs) and "not built from your own name". The page's live
-meter mirrors these checks; this module is the one that decides.
+directory cannot judge: a strength estimate (zxcvbn: its Rust port here,
+~0.5 ms against ~5 ms for the pure-Python one, and the original JavaScript
+in the browser's meter) and "not built from your own name". The page's
+live meter mirrors these checks; this module is the one that decides.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from zxcvbn import zxcvbn
+from zxcvbn_rs_py import zxcvbn
 
 from connectors.directory import Account, PasswordPolicy
 
@@ -54,7 +55,7 @@ class Rules:
 
 def strength(password: str, hints: list[str]) -> int:
     """zxcvbn's 0-4 score, with the user's own names as known words."""
-    return int(zxcvbn(password[:_ESTIMATE_CHARS], user_inputs=hints)["score"])
+    return int(zxcvbn(password[:_ESTIMATE_CHARS], hints).score)
 
 
 def name_parts(account: Account) -> list[str]:

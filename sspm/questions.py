@@ -56,15 +56,16 @@ class Catalogue:
     def offered(self, count: int) -> list[Question]:
         return [q for q in self.questions if q.offered][:count]
 
-    def decoys(self, secret: bytes, login: str, count: int) -> list[Question]:
+    def decoys(self, secret: bytes, login: str, count: int, offered: int) -> list[Question]:
         """Questions for a user name that has no enrollment.
 
         Derived from the typed name with a server secret: the same name always
         gets the same questions, as an enrolled user would, and nobody
-        without the secret can tell decoys from real ones.
+        without the secret can tell decoys from real ones. They are drawn
+        from the ``offered`` questions users choose from, as real ones are.
         """
         seed = hmac.new(secret, b"decoy-questions:" + login.strip().casefold().encode(), hashlib.sha256).digest()
-        pool = [q for q in self.questions if q.offered]
+        pool = self.offered(offered)
         return random.Random(seed).sample(pool, min(count, len(pool)))  # noqa: S311 - a stable shuffle, not a secret
 
 

@@ -45,11 +45,13 @@ def _limits() -> tuple[int, int]:
 
 def sign_in(state: State, account: Account) -> None:
     idle, _ = _limits()
-    session.clear()
+    # A session this browser already had ends here, not at its timeout.
+    sign_out(state)
     handle = secrets.token_urlsafe(32)
     record = {"account_id": account.id, "username": account.username, "display_name": account.display_name}
     state.put(_KIND, _digest(handle), {**record, "started": time.time()}, ttl=idle)
     session[_HANDLE] = handle
+    g.pop("signed_in", None)
 
 
 def current_user(state: State) -> SignedIn | None:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from connectors.settings import DirectorySettings
+from sspm.email.smtp import SmtpSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = ROOT / "config" / "defaults.env"
@@ -49,6 +50,12 @@ class Settings:
     recovery_max_failures: int
     recovery_window_minutes: int
     trusted_proxies: int
+    timezone: str
+    smtp: SmtpSettings
+    reset_link_minutes: int
+    email_retry_seconds: tuple[int, ...]
+    limit_email_per_account: str
+    limit_email_per_ip: str
     directory_kind: str
     directory: DirectorySettings
 
@@ -132,6 +139,23 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     for key in ("SSPM_REDIS_URL", "SSPM_DATABASE_URL"):
         if not text(key):
             raise ConfigError(f"{key} is not set")
+    smtp_ca = text("SSPM_SMTP_CA_FILE")
+    smtp = SmtpSettings(
+        host=text("SSPM_SMTP_HOST"),
+        port=number("SSPM_SMTP_PORT"),
+        security=text("SSPM_SMTP_SECURITY"),
+        ca_file=Path(smtp_ca) if smtp_ca else None,
+        user=text("SSPM_SMTP_USER"),
+        password=values.get("SSPM_SMTP_PASSWORD", ""),
+        timeout=number("SSPM_SMTP_TIMEOUT"),
+        sender=text("SSPM_MAIL_FROM"),
+    )
+    if smtp.problems():
+        raise ConfigError(smtp.problems()[0])
+    try:
+        retries = tuple(int(part) for part in text("SSPM_EMAIL_RETRY_SECONDS").split(",") if part.strip())
+    except ValueError:
+        raise ConfigError("SSPM_EMAIL_RETRY_SECONDS must be whole numbers separated by commas") from None
     return Settings(
         secret_key=secret,
         public_base_url=base_url,
@@ -155,6 +179,12 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         recovery_max_failures=number("SSPM_RECOVERY_MAX_FAILURES"),
         recovery_window_minutes=number("SSPM_RECOVERY_WINDOW_MINUTES"),
         trusted_proxies=number("SSPM_TRUSTED_PROXIES"),
+        timezone=text("SSPM_TIMEZONE") or "UTC",
+        smtp=smtp,
+        reset_link_minutes=number("SSPM_RESET_LINK_MINUTES"),
+        email_retry_seconds=retries,
+        limit_email_per_account=text("SSPM_LIMIT_EMAIL_PER_ACCOUNT"),
+        limit_email_per_ip=text("SSPM_LIMIT_EMAIL_PER_IP"),
         directory_kind=text("DIRECTORY_KIND"),
         directory=directory,
     )

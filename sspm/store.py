@@ -1,4 +1,4 @@
-"""SSPM's own store: enrollments, answer hashes, audit events.
+"""SSPM's own store: enrollments, answer hashes, reset tokens, audit events.
 
 SQLAlchemy on SQLite by default, PostgreSQL by URL. The schema is made and
 evolved only by the Alembic migrations in migrations/ (``migrate()``); the
@@ -71,6 +71,44 @@ class AuditEvent(Base):
     #: since a mistyped user name is often a password.
     subject: Mapped[str] = mapped_column(String(256))
     source_ip: Mapped[str] = mapped_column(String(64))
+
+
+class ResetToken(Base):
+    """A one-time link token: only its SHA-256 is kept, so the store cannot replay it."""
+
+    __tablename__ = "reset_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Set when used, or when a newer token or a password change made it void.
+    spent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EmailEvent(Base):
+    """One email per event, ever: claimed before sending so a retry cannot send twice."""
+
+    __tablename__ = "email_event"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccountPreference(Base):
+    """What SSPM remembers about an account besides security questions: its language."""
+
+    __tablename__ = "account_preference"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
 class Store:

@@ -25,6 +25,7 @@ from connectors.directory import Directory
 from lab import DEMO_ACCOUNTS, Pki, SeedAccount, Slapd, make_pki, start_slapd
 from lab.env import sspm_environ
 from lab.redis import RedisServer, start_redis
+from lab.smtp import Mailbox, SmtpCatcher, start_smtp
 from sspm import Services, create_app
 from sspm.settings import Settings, load
 from sspm.store import migrate
@@ -41,6 +42,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 class Backing:
     redis_url: str
     database_url: str
+    mailbox: Mailbox
+    smtp_port: int
 
 
 _backing: Backing | None = None
@@ -61,13 +64,27 @@ def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpCatcher]:
+    catcher = start_smtp()
+    yield catcher
+    catcher.stop()
+
+
 @pytest.fixture(autouse=True)
-def backing(redis_server: RedisServer, migrated_database: Path, tmp_path: Path) -> Iterator[Backing]:
+def backing(
+    redis_server: RedisServer, migrated_database: Path, smtp_server: SmtpCatcher, tmp_path: Path
+) -> Iterator[Backing]:
     global _backing
     redis.Redis.from_url(redis_server.url).flushdb()
     database = tmp_path / "sspm.db"
     shutil.copy(migrated_database, database)
-    _backing = Backing(redis_server.url, f"sqlite:///{database}")
+    mailbox = smtp_server.mailbox
+    mailbox.messages.clear()
+    mailbox.refuse_next = 0
+    mailbox.hold = None
+    mailbox.received.clear()
+    _backing = Backing(redis_server.url, f"sqlite:///{database}", mailbox, smtp_server.port)
     yield _backing
     _backing = None
 
@@ -91,7 +108,13 @@ def accounts() -> dict[str, SeedAccount]:
 def settings_for(slapd: Slapd, **overrides: str) -> Settings:
     """The settings of an app on ``slapd`` and this test's Redis and database."""
     assert _backing is not None, "settings_for is for use inside a test"
-    environ = sspm_environ(slapd, redis_url=_backing.redis_url, database_url=_backing.database_url, **overrides)
+    environ = sspm_environ(
+        slapd,
+        redis_url=_backing.redis_url,
+        database_url=_backing.database_url,
+        smtp_port=_backing.smtp_port,
+        **overrides,
+    )
     return load(env_file=NO_ENV_FILE, environ=environ)
 
 

@@ -18,7 +18,8 @@ from connectors.directory import (
     DirectoryMisconfigured,
     Outcome,
 )
-from sspm import audit
+from sspm import audit, tokens
+from sspm.email.outbox import Outbox
 from sspm.passwords import Rules, first_problem
 from sspm.store import Store
 from sspm.timing import pad_refusal
@@ -48,6 +49,8 @@ def change_password(
     new: str,
     confirm: str,
     source_ip: str,
+    outbox: Outbox,
+    language: str,
 ) -> ChangeResult:
     """Prove the old password, check the new one, then let the directory change it.
 
@@ -84,4 +87,6 @@ def change_password(
     if outcome is not Outcome.OK:
         return ChangeResult(outcome.value, account)
     log.info("password changed for account %s (was %s)", account.id, verdict.outcome.value)
+    tokens.void_all(store, account.id)
+    outbox.notify(account, "password_changed", language, source_ip)
     return ChangeResult(None, account)

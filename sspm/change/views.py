@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session
+from flask_babel import get_locale
 from werkzeug.wrappers import Response
 
 from connectors.directory import DirectoryError
@@ -63,6 +64,8 @@ def form(mobile: bool) -> tuple[str, int] | Response:
             new=form.new.data or "",
             confirm=form.confirm.data or "",
             source_ip=client_ip(),
+            outbox=the.outbox,
+            language=str(get_locale()),
         )
         if result.ok and result.account:
             # The old password was just proven and a new one set: sign the

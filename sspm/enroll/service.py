@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from connectors.directory import Directory, DirectoryError, Outcome
 from sspm import audit
+from sspm.email.outbox import Outbox
 from sspm.questions import AnswerHasher, normalise
 from sspm.store import Answer, Enrollment, Store
 
@@ -65,6 +66,8 @@ def enroll(
     offered: set[str],
     min_length: int,
     source_ip: str,
+    outbox: Outbox,
+    language: str,
 ) -> str | None:
     """Replace the account's questions; None on success, else a reason code."""
     try:
@@ -95,4 +98,5 @@ def enroll(
         ]
         session.add(enrollment)
     audit.record(store, action, "ok", source_ip=source_ip, account=account)
+    outbox.notify(account, action.replace("-", "_"), language, source_ip)
     return None

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from sspm import services
 from sspm.enroll.forms import enroll_form
 from sspm.enroll.service import Pick, enroll, enrolled_questions
-from sspm.limits import guarded
+from sspm.limits import per_ip
 from sspm.messages import reason_text
 from sspm.sessions import current_user, signed_in_required
 from sspm.web import client_ip, link, page
@@ -38,7 +38,9 @@ def index(mobile: bool) -> str:
 
 @page(bp, "/enroll/edit", methods=["GET", "POST"])
 @signed_in_required
-@guarded
+# Per address only: the form has no user name to count by (a per-name limit would
+# put every user in one bucket), and the directory's lockout counts wrong passwords.
+@per_ip
 def edit(mobile: bool) -> tuple[str, int] | Response:
     the = services()
     settings = the.settings
@@ -60,6 +62,8 @@ def edit(mobile: bool) -> tuple[str, int] | Response:
             offered={q.id for q in offered},
             min_length=settings.min_answer_length,
             source_ip=client_ip(),
+            outbox=the.outbox,
+            language=language,
         )
         if reason is None:
             flash(str(_SAVED))

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from connectors.directory import Directory, DirectoryError, Outcome
-from sspm import audit
+from sspm import audit, tokens
+from sspm.email.outbox import Outbox
 from sspm.passwords import Rules, first_problem
 from sspm.questions import AnswerHasher, Catalogue
 from sspm.state import State
@@ -48,6 +49,8 @@ class RecoveryPolicy:
     max_failures: int
     window_seconds: int
     decoy_secret: bytes
+    #: How many questions users choose from (SSPM_QUESTIONS_OFFERED): decoys come from the same ones.
+    offered: int
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def start(
     enrolled = list(_answers_of(store, account.id if account else NO_ACCOUNT))
     eligible = bool(account and enrolled and not account.disabled)
     if not enrolled:
-        enrolled = [q.id for q in catalogue.decoys(policy.decoy_secret, typed, policy.answered)]
+        enrolled = [q.id for q in catalogue.decoys(policy.decoy_secret, typed, policy.answered, policy.offered)]
     questions = random.SystemRandom().sample(enrolled, min(policy.asked, len(enrolled)))
     challenge = Challenge(
         id=secrets.token_urlsafe(24),
@@ -151,7 +154,9 @@ def answer(
     # Every answer is checked, so the time taken says nothing about which failed.
     results = [hasher.verify(stored.get(q), a) for q, a in zip(record["questions"], given, strict=False)]
     late = time.time() > float(record["deadline"])
-    key = _failure_key(record["typed"])
+    # Per account when there is one, however its name was typed (user name, email,
+    # capitals); per typed name otherwise.
+    key = f"account:{account_id}" if account_id else _failure_key(record["typed"])
     paused = state.count("recovery-failures", key) >= policy.max_failures
     if all(results) and record["eligible"] and not late and not paused:
         pass_id = secrets.token_urlsafe(24)
@@ -195,6 +200,8 @@ def reset(
     new: str,
     confirm: str,
     source_ip: str,
+    outbox: Outbox,
+    language: str,
 ) -> str | None:
     """Set the new password (and so clear any lock); None on success."""
     record = state.get("pass", pass_id)
@@ -215,10 +222,21 @@ def reset(
     if outcome is not Outcome.OK:
         return str(outcome.value)
     state.delete("pass", pass_id)
+    tokens.void_all(store, account.id)
+    outbox.notify(account, "password_reset", language, source_ip)
     return None
 
 
-def unlock(directory: Directory, store: Store, state: State, *, pass_id: str, source_ip: str) -> str | None:
+def unlock(
+    directory: Directory,
+    store: Store,
+    state: State,
+    *,
+    pass_id: str,
+    source_ip: str,
+    outbox: Outbox,
+    language: str,
+) -> str | None:
     """Clear the lock, leaving the password alone; None on success."""
     record = state.take("pass", pass_id)
     if record is None or record["purpose"] != "unlock":
@@ -232,4 +250,7 @@ def unlock(directory: Directory, store: Store, state: State, *, pass_id: str, so
         log.warning("directory unavailable at an unlock: %s", exc)
         return "unavailable"
     audit.record(store, "unlock", outcome.value, source_ip=source_ip, account=account)
-    return None if outcome is Outcome.OK else str(outcome.value)
+    if outcome is not Outcome.OK:
+        return str(outcome.value)
+    outbox.notify(account, "account_unlocked", language, source_ip)
+    return None

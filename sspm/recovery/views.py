@@ -30,6 +30,7 @@ def recovery_policy() -> RecoveryPolicy:
         max_failures=settings.recovery_max_failures,
         window_seconds=settings.recovery_window_minutes * 60,
         decoy_secret=current_app.secret_key.encode() if isinstance(current_app.secret_key, str) else b"",
+        offered=settings.questions_offered,
     )
 
 
@@ -113,7 +114,13 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
                 return _gone(verdict.reason or "answers_refused", purpose=current.purpose, status=422)
             if current.purpose == "unlock":
                 failed = service.unlock(
-                    the.directory, the.store, the.state, pass_id=verdict.pass_id, source_ip=client_ip()
+                    the.directory,
+                    the.store,
+                    the.state,
+                    pass_id=verdict.pass_id,
+                    source_ip=client_ip(),
+                    outbox=the.outbox,
+                    language=str(get_locale()),
                 )
                 if failed:
                     return _gone(failed, purpose=current.purpose, status=503 if failed == "unavailable" else 422)
@@ -154,6 +161,8 @@ def new_password(mobile: bool) -> tuple[str, int] | Response:
             new=form.new.data or "",
             confirm=form.confirm.data or "",
             source_ip=client_ip(),
+            outbox=the.outbox,
+            language=str(get_locale()),
         )
         if reason is None:
             session.pop(_PASS, None)
