@@ -152,6 +152,8 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     )
     if smtp.problems():
         raise ConfigError(smtp.problems()[0])
+    if number("SSPM_RESET_LINK_MINUTES") < 1:
+        raise ConfigError("SSPM_RESET_LINK_MINUTES must be at least 1: a link of 0 minutes never works")
     try:
         retries = tuple(int(part) for part in text("SSPM_EMAIL_RETRY_SECONDS").split(",") if part.strip())
     except ValueError:

@@ -12,7 +12,8 @@ from sspm.change.forms import ChangePasswordForm
 from sspm.change.service import change_password
 from sspm.enroll.service import enrolled_questions
 from sspm.limits import guarded
-from sspm.messages import NEW_PASSWORD_REASONS, reason_text
+from sspm.messages import reason_text
+from sspm.pages import explain, status_for
 from sspm.passwords import Rules
 from sspm.sessions import sign_in
 from sspm.web import client_ip, link, page
@@ -31,15 +32,6 @@ def current_rules() -> Rules | None:
         return Rules.from_policy(the.directory.policy(), the.settings.min_strength)
     except DirectoryError:
         return None
-
-
-def status_for(submitted: bool, reason: str | None, field_errors: bool) -> int:
-    """200 for a fresh form; 503 when the directory is away; 422 for any refusal."""
-    if reason == "unavailable":
-        return 503
-    if submitted and (reason or field_errors):
-        return 422
-    return 200
 
 
 @page(bp, "/change", methods=["GET", "POST"])
@@ -75,15 +67,11 @@ def form(mobile: bool) -> tuple[str, int] | Response:
             return redirect(link("change.done"), code=303)
         reason = result.reason
     min_length = rules.min_length if rules else 8
-    message = reason_text(reason, min_length=min_length) if reason else None
-    if reason in NEW_PASSWORD_REASONS and message:
-        # About the new password: said next to that field, and linked from the summary.
-        form.new.errors = [*form.new.errors, message]
-        message = None
+    message = explain(form, reason, min_length=min_length)
     page_html = render_template(
         "change/form.html", form=form, rules=rules, reason=reason, message=message, notice=notice
     )
-    return page_html, status_for(form.is_submitted(), reason, bool(form.errors))
+    return page_html, status_for(form, reason)
 
 
 @page(bp, "/change/done")

@@ -11,7 +11,7 @@ from sspm.change.views import current_rules
 from sspm.email import service
 from sspm.email.forms import RequestLinkForm
 from sspm.limits import email_guarded, per_ip
-from sspm.messages import NEW_PASSWORD_REASONS, reason_text
+from sspm.pages import explain, status_for
 from sspm.recovery.forms import NewPasswordForm
 from sspm.web import client_ip, link, page
 
@@ -39,9 +39,8 @@ def request_link(mobile: bool) -> tuple[str, int]:
             source_ip=client_ip(),
         )
         sent = reason is None
-    status = 503 if reason in ("unavailable", "email_unavailable") else 422 if form.errors else 200
-    message = reason_text(reason) if reason else None
-    return render_template("email/request.html", form=form, sent=sent, message=message), status
+    page_html = render_template("email/request.html", form=form, sent=sent, message=explain(form, reason))
+    return page_html, status_for(form, reason)
 
 
 @page(bp, "/reset", methods=["GET", "POST"])
@@ -76,9 +75,8 @@ def reset(mobile: bool) -> tuple[str, int] | Response:
         if result.reason == "link_gone":
             return render_template("email/link_gone.html"), 410
         reason = result.reason
-    message = reason_text(reason, min_length=rules.min_length if rules else 8) if reason else None
-    if reason in NEW_PASSWORD_REASONS and message:
-        form.new.errors = [*form.new.errors, message]
-        message = None
-    status = 503 if reason == "unavailable" else 422 if form.is_submitted() and (reason or form.errors) else 200
-    return render_template("email/reset.html", form=form, rules=rules, message=message), status
+    message = explain(form, reason, min_length=rules.min_length if rules else 8)
+    page_html = render_template(
+        "new_password.html", form=form, rules=rules, message=message, action=link("email.reset")
+    )
+    return page_html, status_for(form, reason)

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import Field, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import Field, SelectField
+from wtforms.validators import DataRequired
 
-from sspm.change.forms import MAX_PASSWORD
-
-MAX_ANSWER = 200
+from sspm import fields
 
 
 class EnrollForm(FlaskForm):
-    password = PasswordField(
-        _l("Your password, to confirm it is you"),
-        validators=[
-            DataRequired(_l("Enter your password.")),
-            Length(max=MAX_PASSWORD, message=_l("This password is too long.")),
-        ],
-    )
+    password = fields.password(_l("Your password, to confirm it is you"), _l("Enter your password."))
 
     def pairs(self) -> list[tuple[Field, Field]]:
         count = sum(1 for name in self._fields if name.startswith("question_"))
@@ -46,12 +38,6 @@ def enroll_form(choices: list[tuple[str, str]], count: int) -> EnrollForm:
         setattr(
             Form,
             f"answer_{i}",
-            StringField(
-                _l("Answer %(n)s", n=i + 1),
-                validators=[
-                    DataRequired(_l("Type an answer.")),
-                    Length(max=MAX_ANSWER, message=_l("This answer is too long.")),
-                ],
-            ),
+            fields.answer(_l("Answer %(n)s", n=i + 1)),
         )
     return Form()

@@ -98,5 +98,5 @@ def enroll(
         ]
         session.add(enrollment)
     audit.record(store, action, "ok", source_ip=source_ip, account=account)
-    outbox.notify(account, action.replace("-", "_"), language, source_ip)
+    outbox.notify(account, "re_enrolled" if action == "re-enroll" else "enrolled", language, source_ip)
     return None

@@ -11,7 +11,7 @@ from sspm import services
 from sspm.enroll.forms import enroll_form
 from sspm.enroll.service import Pick, enroll, enrolled_questions
 from sspm.limits import per_ip
-from sspm.messages import reason_text
+from sspm.pages import explain, status_for
 from sspm.sessions import current_user, signed_in_required
 from sspm.web import client_ip, link, page
 
@@ -68,6 +68,5 @@ def edit(mobile: bool) -> tuple[str, int] | Response:
         if reason is None:
             flash(str(_SAVED))
             return redirect(link("enroll.index"), code=303)
-    message = reason_text(reason, min_length=settings.min_answer_length) if reason else None
-    status = 503 if reason == "unavailable" else 422 if form.is_submitted() and (reason or form.errors) else 200
-    return render_template("enroll/edit.html", form=form, message=message, user=user), status
+    message = explain(form, reason, min_length=settings.min_answer_length)
+    return render_template("enroll/edit.html", form=form, message=message, user=user), status_for(form, reason)

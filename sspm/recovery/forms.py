@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import Field, PasswordField, StringField
+from wtforms import Field, StringField
 from wtforms.validators import DataRequired, Length
 
-from sspm.change.forms import MAX_PASSWORD, MAX_USERNAME
-from sspm.enroll.forms import MAX_ANSWER
+from sspm import fields
 
 
 def _captcha_field() -> StringField:
@@ -22,13 +21,7 @@ def _captcha_field() -> StringField:
 
 
 class StartForm(FlaskForm):
-    username = StringField(
-        _l("User name"),
-        validators=[
-            DataRequired(_l("Enter your user name, for example Jsmith.")),
-            Length(max=MAX_USERNAME, message=_l("This user name is too long. Check it and try again.")),
-        ],
-    )
+    username = fields.username()
     captcha = _captcha_field()
 
 
@@ -50,29 +43,11 @@ def challenge_form(questions: list[str]) -> ChallengeForm:
         setattr(
             Form,
             f"answer_{i}",
-            StringField(
-                text,
-                validators=[
-                    DataRequired(_l("Type an answer.")),
-                    Length(max=MAX_ANSWER, message=_l("This answer is too long.")),
-                ],
-            ),
+            fields.answer(text),
         )
     return Form()
 
 
 class NewPasswordForm(FlaskForm):
-    new = PasswordField(
-        _l("New password"),
-        validators=[
-            DataRequired(_l("Enter a new password.")),
-            Length(max=MAX_PASSWORD, message=_l("This password is too long.")),
-        ],
-    )
-    confirm = PasswordField(
-        _l("Confirm new password"),
-        validators=[
-            DataRequired(_l("Type the new password again.")),
-            Length(max=MAX_PASSWORD, message=_l("This password is too long.")),
-        ],
-    )
+    new = fields.new_password()
+    confirm = fields.confirm_password()

@@ -126,6 +126,11 @@ def start(
     return challenge
 
 
+def abandon(state: State, challenge_id: str) -> None:
+    """Retire a challenge its browser walked away from (by starting another)."""
+    state.delete("challenge", challenge_id)
+
+
 def load(state: State, challenge_id: str) -> Challenge | None:
     record = state.get("challenge", challenge_id)
     if record is None:

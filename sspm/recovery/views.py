@@ -11,6 +11,7 @@ from sspm import services
 from sspm.change.views import current_rules
 from sspm.limits import guarded, per_ip
 from sspm.messages import reason_text
+from sspm.pages import explain, status_for
 from sspm.recovery import captcha, service
 from sspm.recovery.forms import NewPasswordForm, StartForm, challenge_form
 from sspm.recovery.service import RecoveryPolicy
@@ -76,12 +77,15 @@ def _start(purpose: str) -> tuple[str, int] | Response:
             except DirectoryError:
                 reason = "unavailable"
             else:
+                previous = session.get(_CHALLENGE)
+                if isinstance(previous, str):
+                    service.abandon(the.state, previous)  # one challenge per browser
                 session[_CHALLENGE] = challenge.id
                 return redirect(link("recovery.challenge"), code=303)
     captcha.issue(the.state)
     form.captcha.data = ""
-    status = 503 if reason == "unavailable" else 422 if reason or form.errors else 200
-    return render_template("recovery/start.html", form=form, purpose=purpose, message=_message(reason)), status
+    page_html = render_template("recovery/start.html", form=form, purpose=purpose, message=explain(form, reason))
+    return page_html, status_for(form, reason)
 
 
 @page(bp, "/recovery/challenge", methods=["GET", "POST"])
@@ -130,15 +134,14 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
             return redirect(link("recovery.new_password"), code=303)
     captcha.issue(the.state)
     form.captcha.data = ""
-    status = 422 if reason or form.errors else 200
     page_html = render_template(
         "recovery/challenge.html",
         form=form,
         challenge=current,
         remaining=current.remaining(),
-        message=_message(reason),
+        message=explain(form, reason),
     )
-    return page_html, status
+    return page_html, status_for(form, reason)
 
 
 @page(bp, "/recovery/new-password", methods=["GET", "POST"])
@@ -169,9 +172,11 @@ def new_password(mobile: bool) -> tuple[str, int] | Response:
             session[_DONE] = "forgot"
             return redirect(link("recovery.done"), code=303)
     min_length = rules.min_length if rules else 8
-    message = reason_text(reason, min_length=min_length) if reason else None
-    status = 503 if reason == "unavailable" else 422 if form.is_submitted() and (reason or form.errors) else 200
-    return render_template("recovery/new_password.html", form=form, rules=rules, message=message), status
+    message = explain(form, reason, min_length=min_length)
+    page_html = render_template(
+        "new_password.html", form=form, rules=rules, message=message, action=link("recovery.new_password")
+    )
+    return page_html, status_for(form, reason)
 
 
 @page(bp, "/recovery/done")

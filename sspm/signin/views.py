@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 
 from sspm import services
 from sspm.limits import guarded
-from sspm.messages import reason_text
+from sspm.pages import explain, status_for
 from sspm.sessions import current_user, sign_in, sign_out
 from sspm.signin.forms import SignInForm
 from sspm.signin.service import sign_in as check_credentials
@@ -37,9 +37,8 @@ def form(mobile: bool) -> tuple[str, int] | Response:
             target = form.next.data if form.next.data in _NEXT else "enroll.index"
             return redirect(link(target), code=303)
         reason = result.reason
-    message = reason_text(reason) if reason else None
-    status = 503 if reason == "unavailable" else 422 if form.is_submitted() and (reason or form.errors) else 200
-    return render_template("signin/form.html", form=form, reason=reason, message=message), status
+    page_html = render_template("signin/form.html", form=form, reason=reason, message=explain(form, reason))
+    return page_html, status_for(form, reason)
 
 
 @page(bp, "/signout", methods=["POST"])

@@ -28,6 +28,7 @@
     }
     if (left === 0) {
       box.classList.add("countdown-over");
+      live.classList.remove("visually-hidden"); // what to do next, for sighted users too
       return;
     }
     window.setTimeout(tick, 1000 - ((end - Date.now()) % 1000 + 1000) % 1000 || 1000);

@@ -49,7 +49,8 @@
     fill.setAttribute("data-score", value ? String(score) : "none");
     mark("length", value.length >= minLength);
     mark("strength", value.length > 0 && score >= minScore);
-    mark("name", value.length > 0 && !hasName);
+    // Only where the page knows the names to look for: never a tick it cannot vouch for.
+    if (username || meter.hasAttribute("data-names")) { mark("name", value.length > 0 && !hasName); }
     mark("different", value.length > 0 && (!current || value !== current.value));
     if (confirmInput) { mark("match", value.length > 0 && value === confirmInput.value); }
     // Announce the verdict once typing pauses, not on every key.
