@@ -68,5 +68,9 @@ def edit(mobile: bool) -> tuple[str, int] | Response:
         if reason is None:
             flash(str(_SAVED))
             return redirect(link("enroll.index"), code=303)
+        if reason == "answer_contains_password":
+            # Never send a password back into a page, even inside an answer.
+            for _, answer in form.pairs():
+                answer.data = ""
     message = explain(form, reason, min_length=settings.min_answer_length)
     return render_template("enroll/edit.html", form=form, message=message, user=user), status_for(form, reason)

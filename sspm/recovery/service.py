@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 import secrets
 import time
@@ -62,7 +63,8 @@ class Challenge:
     deadline: float
 
     def remaining(self, now: float | None = None) -> int:
-        return max(0, int(self.deadline - (now if now is not None else time.time())))
+        # Rounded up: a fresh 5-minute challenge shows 5:00, not 4:59.
+        return max(0, math.ceil(self.deadline - (now if now is not None else time.time())))
 
 
 @dataclass(frozen=True)
