@@ -10,7 +10,7 @@ from __future__ import annotations
 from connectors.directory import Directory
 from connectors.settings import DirectorySettings
 
-KINDS = ("openldap",)
+KINDS = ("openldap", "ad")
 
 
 def open_directory(kind: str, settings: DirectorySettings) -> Directory:
@@ -19,4 +19,8 @@ def open_directory(kind: str, settings: DirectorySettings) -> Directory:
         from connectors.openldap import OpenLdapDirectory
 
         return OpenLdapDirectory(settings)
+    if kind == "ad":
+        from connectors.activedirectory import ActiveDirectory
+
+        return ActiveDirectory(settings)
     raise ValueError(f"DIRECTORY_KIND must be one of {', '.join(KINDS)} (got {kind!r})")

@@ -1,16 +1,18 @@
 """The Directory contract, against every real directory SSPM supports.
 
 Each test runs once per directory kind in ``LABS``: the same sentences must
-hold for OpenLDAP today and for Active Directory when it arrives. A lab is a
-real server, fresh for each test and seeded with an account in every state
-(lab/seed.py); nothing here is faked or patched.
+hold for OpenLDAP (slapd + ppolicy) and for Active Directory (a Samba AD DC).
+A lab is a real server, fresh for each test and seeded with an account in
+every state (lab/seed.py, lab/samba.py); nothing here is faked or patched.
 """
 
 from __future__ import annotations
 
 import abc
+import re
 import signal
 import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +25,7 @@ import pytest
 from conftest import settings_for  # tests/conftest.py: the one way tests build settings
 
 import connectors
-from connectors import open_directory
+from connectors import ad_codes, open_directory
 from connectors.directory import (
     Account,
     Directory,
@@ -32,7 +34,7 @@ from connectors.directory import (
     Outcome,
     Verdict,
 )
-from lab import SeedAccount, Slapd, make_pki
+from lab import SeedAccount, Slapd, make_pki, samba
 from sspm.settings import Settings
 
 NO_ENV_FILE = Path("/nonexistent/.env")
@@ -166,10 +168,100 @@ def _stopped(stat: Path) -> bool:
         return True  # the thread is gone
 
 
-#: Every real directory the contract runs against: adding Active Directory is
-#: one entry here (and its lab class).
+class ActiveDirectoryLab(DirectoryLab):
+    """A Samba AD DC of its own for the test, copied from the session's snapshot."""
+
+    kind = "ad"
+
+    def __init__(self, dc: samba.SambaDC, accounts: dict[str, SeedAccount]) -> None:
+        super().__init__(accounts, port=636)
+        self.dc = dc
+
+    def settings(self, **environ: str) -> Settings:
+        # settings_for reads ldaps_url, ca_file, service_dn and service_password, which a
+        # SambaDC has too; environ() then sets every directory key for AD.
+        return settings_for(self.dc, **{**self.dc.environ(), **environ})  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.dc.stop()
+
+    def freeze(self) -> None:
+        self.dc.process.send_signal(signal.SIGSTOP)
+        tasks = Path(f"/proc/{self.dc.process.pid}/task")
+        deadline = time.monotonic() + 10
+        while not all(_stopped(stat) for stat in tasks.glob("*/stat")):
+            assert time.monotonic() < deadline, "samba did not stop on SIGSTOP"
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        self.dc.process.send_signal(signal.SIGCONT)
+
+    def raw(self, dn: str, password: str) -> ldap3.Connection:
+        tls = ldap3.Tls(ca_certs_file=str(self.dc.ca_file), validate=ssl.CERT_REQUIRED)
+        server = ldap3.Server(self.dc.address, port=self.port, use_ssl=True, tls=tls, get_info=ldap3.NONE)
+        return ldap3.Connection(server, user=dn, password=password, receive_timeout=5)
+
+    def admin(self) -> ldap3.Connection:
+        """Bound as the domain's Administrator: for what SSPM's service account may not do."""
+        conn = self.raw(self.dc.admin_dn, self.dc.admin_password)
+        assert conn.bind(), conn.result
+        return conn
+
+    def immutable_id(self, dn: str) -> str:
+        # Samba's own ldbsearch prints objectGUID in its canonical form.
+        found = subprocess.run(
+            ["ldbsearch", "-H", str(self.dc.sam_ldb), "-b", dn, "-s", "base", "objectGUID"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        match = re.search(r"^objectGUID: ([0-9a-f-]{36})$", found, re.MULTILINE)
+        assert match, found
+        return match.group(1)
+
+
+#: Accounts are put in their states (locked now, expiring in 5 days) when a snapshot is
+#: made; a lock lasts 30 minutes, so a long session takes a new snapshot now and then.
+SNAPSHOT_FRESH_FOR = timedelta(minutes=15)
+
+
+@pytest.fixture(scope="session")
+def samba_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[samba.SambaLine]:
+    """Fresh DCs, the next one starting while a test uses the current one.
+
+    The domain is provisioned once per machine (cached), put in its states once
+    per session (or per SNAPSHOT_FRESH_FOR).
+    """
+    made: list[samba.SambaSnapshot] = []
+
+    def current() -> samba.SambaSnapshot:
+        if not made or datetime.now(UTC) - made[-1].made_at > SNAPSHOT_FRESH_FOR:
+            made.append(
+                samba.make_snapshot(
+                    tmp_path_factory.mktemp("samba-snapshot"),
+                    cache=samba.default_cache(),
+                    addresses=made[-1].addresses if made else (),
+                    count=2,
+                )
+            )
+        return made[-1]
+
+    line = samba.SambaLine(current, tmp_path_factory.mktemp("samba"), max_runtime=600)
+    yield line
+    line.close()
+
+
+@pytest.fixture
+def samba_dc(samba_line: samba.SambaLine) -> Iterator[samba.SambaDC]:
+    dc = samba_line.take()
+    yield dc
+    dc.discard()
+
+
+#: Every real directory the contract runs against.
 LABS: dict[str, Callable[[pytest.FixtureRequest], DirectoryLab]] = {
     "openldap": lambda request: OpenLdapLab(request.getfixturevalue("slapd"), request.getfixturevalue("accounts")),
+    "ad": lambda request: ActiveDirectoryLab(request.getfixturevalue("samba_dc"), request.getfixturevalue("accounts")),
 }
 
 
@@ -400,6 +492,11 @@ def test_a_helpdesk_reset_with_must_change_gives_a_temporary_password(lab: Direc
     assert directory.status(account).must_change
 
 
+# Not for "ad": this proof speaks OpenLDAP's protocol (a temporary password binds, then
+# only the RFC 3062 password-modify operation is allowed). AD refuses the bind itself
+# (data 773) and has no such operation; its own proof is
+# test_ad_a_temporary_password_cannot_even_bind_until_it_is_changed below.
+@pytest.mark.parametrize("lab", ["openldap"], indirect=True)
 def test_a_temporary_password_can_do_nothing_but_choose_a_new_password(lab: DirectoryLab, directory: Directory) -> None:
     """The proof, with the directory's own protocol and no SSPM code in between."""
     john = lab.accounts["normal"]
@@ -637,3 +734,216 @@ def test_a_directory_that_stops_answering_is_unavailable_rather_than_a_hang(lab:
             warm.verify_password(john.uid, john.password)
         with pytest.raises(DirectoryUnavailable):
             cold.check()
+
+
+# -- Active Directory's own codes, each produced on the real DC ------------------------------
+#
+# connectors/ad_codes.py is the one table of AD's codes. Each row Samba can produce is shown
+# here with the DC's raw answer and the connector's outcome side by side. Not here, because
+# Samba never says it: bind data 525 (Samba answers 52e for an unknown user, see
+# test_an_unknown_user_gets_no_account_and_bad_credentials) and a 0000052D refusal without a
+# reason (Windows' form; Samba always names the rule).
+
+FILETIME_2012 = "130000000000000000"  # accountExpires long past
+
+
+@pytest.fixture
+def ad(samba_dc: samba.SambaDC, accounts: dict[str, SeedAccount]) -> Iterator[ActiveDirectoryLab]:
+    lab = ActiveDirectoryLab(samba_dc, accounts)
+    yield lab
+    lab.close()
+
+
+def _as_admin(ad: ActiveDirectoryLab, dn: str, changes: dict[str, str | bytes]) -> None:
+    conn = ad.admin()
+    try:
+        assert conn.modify(dn, {name: [(ldap3.MODIFY_REPLACE, [value])] for name, value in changes.items()}), (
+            conn.result
+        )
+    finally:
+        conn.unbind()
+
+
+def _raw_bind(ad: ActiveDirectoryLab, dn: str, password: str) -> str:
+    conn = ad.raw(dn, password)
+    try:
+        assert not conn.bind()
+        assert conn.result["result"] == 49, conn.result
+        return str(conn.result["message"])
+    finally:
+        conn.unbind()
+
+
+@pytest.mark.parametrize(
+    "login",
+    ["éloïse", "ÉLOÏSE", "éloïse@partners.example", "eloise.cote@partners.example", "ELOISE.COTE@partners.example"],
+)
+def test_ad_an_account_is_found_by_user_name_upn_or_email(ad: ActiveDirectoryLab, login: str) -> None:
+    directory = ad.connect()
+    account, said = directory.verify_password(login, ad.accounts["nonascii"].password)
+    assert said.outcome is Outcome.OK
+    assert account is not None
+    assert account.username == "éloïse"
+
+
+@pytest.mark.parametrize(
+    ("code", "state", "restriction", "expected"),
+    [
+        ("52e", "normal", None, Outcome.BAD_CREDENTIALS),  # with a wrong password
+        ("530", "normal", {"logonHours": bytes(21)}, Outcome.DISABLED),  # no hour allowed
+        ("531", "normal", {"userWorkstations": "OTHERPC"}, Outcome.DISABLED),
+        ("532", "expired", None, Outcome.EXPIRED),
+        ("533", "disabled", None, Outcome.DISABLED),
+        ("701", "normal", {"accountExpires": FILETIME_2012}, Outcome.DISABLED),
+        ("773", "temporary", None, Outcome.MUST_CHANGE),
+        ("775", "locked", None, Outcome.LOCKED),
+    ],
+)
+def test_ad_each_bind_code_is_the_outcome_in_the_table(
+    ad: ActiveDirectoryLab, code: str, state: str, restriction: dict[str, str | bytes] | None, expected: Outcome
+) -> None:
+    person = ad.accounts[state]
+    directory = ad.connect()
+    account = account_of(directory, person)
+    if restriction:
+        _as_admin(ad, account.dn, restriction)
+    password = "Not-His-Password-1" if code == "52e" else person.password
+
+    assert f"data {code}," in _raw_bind(ad, account.dn, password)
+    assert ad_codes.BIND_CODES[code] is expected
+    assert verdict(directory, person.uid, password) is expected
+
+
+@pytest.mark.parametrize(
+    ("number", "case", "expected"),
+    [
+        ("00000056", "wrong old password", Outcome.BAD_CREDENTIALS),
+        ("0000052D", "too short", Outcome.TOO_SHORT),
+        ("0000052D", "complexity", Outcome.TOO_WEAK),
+        ("0000052D", "already used", Outcome.IN_HISTORY),
+        ("0000052D", "too young", Outcome.TOO_YOUNG),
+        ("00000775", "locked out", Outcome.LOCKED),
+    ],
+)
+def test_ad_each_refused_change_is_the_outcome_in_the_table(
+    ad: ActiveDirectoryLab, number: str, case: str, expected: Outcome
+) -> None:
+    person = ad.accounts["locked" if case == "locked out" else "normal"]
+    directory = ad.connect()
+    account = account_of(directory, person)
+    old, new = person.password, NEW_PASSWORD
+    if case == "wrong old password":
+        old = "Not-His-Password-1"
+    elif case == "too short":
+        new = "Ab1-xyz"
+    elif case == "complexity":
+        new = "orchard kettle lantern"  # one character class
+    elif case == "already used":
+        new = person.password
+    elif case == "too young":
+        assert directory.change_password(account, old, NEW_PASSWORD) is Outcome.OK
+        _as_admin(ad, ad.dc.domain_dn, {"minPwdAge": "-864000000000"})  # one day
+        old, new = NEW_PASSWORD, OTHER_PASSWORD
+
+    raw = ad.raw(ad.dc.service_dn, ad.dc.service_password)
+    try:
+        assert raw.bind(), raw.result
+        assert not raw.extend.microsoft.modify_password(account.dn, new, old)
+        message = str(raw.result["message"])
+    finally:
+        raw.unbind()
+    assert message.startswith(f"{number}:"), message
+    assert number != "0000052D" or case in message, message
+
+    assert directory.change_password(account, old, new) is expected
+    # Nothing changed.
+    current = NEW_PASSWORD if case == "too young" else person.password
+    locked = case == "locked out"
+    assert verdict(directory, person.uid, current) is (Outcome.LOCKED if locked else Outcome.OK)
+    if new != current:
+        assert verdict(directory, person.uid, new) is (Outcome.LOCKED if locked else Outcome.BAD_CREDENTIALS)
+
+
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [("Ab1-xyz", Outcome.TOO_SHORT), ("orchard kettle lantern", Outcome.TOO_WEAK)],
+)
+def test_ad_a_reset_is_held_to_the_length_and_complexity_rules(
+    ad: ActiveDirectoryLab, new: str, expected: Outcome
+) -> None:
+    john = ad.accounts["normal"]
+    directory = ad.connect()
+    account = account_of(directory, john)
+    assert directory.reset_password(account, new, must_change=True) is expected
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+def test_ad_a_temporary_password_cannot_even_bind_until_it_is_changed(ad: ActiveDirectoryLab) -> None:
+    """AD's form of the temporary-password proof, with no SSPM code in between."""
+    john = ad.accounts["normal"]
+    directory = ad.connect()
+    account = account_of(directory, john)
+    assert directory.reset_password(account, TEMPORARY_PASSWORD, must_change=True) is Outcome.OK
+
+    assert "data 773," in _raw_bind(ad, account.dn, TEMPORARY_PASSWORD)
+    # Nor can the user change it without an authenticated connection of someone else's.
+    anonymous = ad.raw("", "")
+    try:
+        anonymous.open()
+        assert not anonymous.extend.microsoft.modify_password(account.dn, NEW_PASSWORD, TEMPORARY_PASSWORD)
+    finally:
+        anonymous.unbind()
+
+    assert directory.change_password(account, TEMPORARY_PASSWORD, NEW_PASSWORD) is Outcome.OK
+    conn = ad.raw(account.dn, NEW_PASSWORD)
+    try:
+        assert conn.bind(), conn.result
+    finally:
+        conn.unbind()
+
+
+@pytest.mark.parametrize(
+    ("state", "restriction"),
+    [("disabled", None), ("normal", {"accountExpires": FILETIME_2012})],
+    ids=["ACCOUNTDISABLE", "accountExpires"],
+)
+def test_ad_a_turned_off_account_is_disabled_and_neither_reset_nor_unlocked(
+    ad: ActiveDirectoryLab, state: str, restriction: dict[str, str | bytes] | None
+) -> None:
+    person = ad.accounts[state]
+    directory = ad.connect()
+    if restriction:
+        _as_admin(ad, account_of(directory, person).dn, restriction)
+    account = account_of(directory, person)
+    assert account.disabled
+    assert directory.status(account).disabled
+
+    assert directory.reset_password(account, NEW_PASSWORD, must_change=False) is Outcome.DISABLED
+    assert directory.unlock(account) is Outcome.DISABLED
+
+    assert verdict(directory, person.uid, NEW_PASSWORD) is Outcome.BAD_CREDENTIALS
+    assert verdict(directory, person.uid, person.password) is Outcome.DISABLED
+
+
+def test_ad_the_service_account_has_no_rights_outside_the_delegated_ou(ad: ActiveDirectoryLab) -> None:
+    # An operator who set LDAP_BASE_DN to the whole domain finds Administrator (CN=Users)...
+    directory = ad.connect(LDAP_BASE_DN=ad.dc.domain_dn)
+    administrator = directory.find_account("Administrator")
+    assert administrator is not None
+    assert administrator.dn == ad.dc.admin_dn
+
+    # ...but the domain refuses SSPM's service account, and SSPM says it is set up wrong.
+    with pytest.raises(DirectoryMisconfigured, match="may not reset the password"):
+        directory.reset_password(administrator, NEW_PASSWORD, must_change=False)
+    ad.admin().unbind()  # admin() binds with the Administrator's password: still the same
+
+
+def test_ad_the_service_account_cannot_enable_a_disabled_account(ad: ActiveDirectoryLab) -> None:
+    ravi = account_of(ad.connect(), ad.accounts["disabled"])
+    raw = ad.raw(ad.dc.service_dn, ad.dc.service_password)
+    try:
+        assert raw.bind(), raw.result
+        assert not raw.modify(ravi.dn, {"userAccountControl": [(ldap3.MODIFY_REPLACE, ["512"])]})
+        assert raw.result["result"] == LDAP_INSUFFICIENT_ACCESS, raw.result
+    finally:
+        raw.unbind()

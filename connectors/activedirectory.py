@@ -1,0 +1,397 @@
+"""Active Directory (Windows or Samba AD DC), behind the Directory contract.
+
+AD answers in its own words: a refused bind carries a Windows error code in
+its message, a refused password change another, and an account's standing
+is spread over userAccountControl, lockoutTime, badPwdCount, pwdLastSet and
+constructed attributes. :mod:`connectors.ad_codes` holds what each code
+means; this module reads the attributes and applies that table.
+
+Requirements on the server side: LDAPS (or
+StartTLS) with a certificate SSPM can verify, and a service account that is
+*not* a domain administrator, delegated on the users' OU (inherited by user
+objects) the Reset Password right and write access to pwdLastSet and
+lockoutTime. Nothing else: in particular not userAccountControl, so SSPM can
+never enable an account an administrator disabled.
+
+A user's own change is the LDAP "change" operation (delete the old
+``unicodePwd``, add the new) sent by the service account: AD checks the old
+password and applies the user's policy (history, length, complexity, minimum
+age) exactly as for a change at a Windows prompt, and it works for expired
+and temporary passwords, which can no longer bind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ldap3 import BASE, MODIFY_REPLACE, SUBTREE
+from ldap3.utils.conv import escape_filter_chars
+
+from connectors import ad_codes, ldapconn
+from connectors.directory import (
+    Account,
+    AccountStatus,
+    DirectoryMisconfigured,
+    DirectoryUnavailable,
+    Outcome,
+    PasswordPolicy,
+    Verdict,
+)
+from connectors.ldapconn import require_password
+from connectors.settings import DirectorySettings
+
+log = logging.getLogger(__name__)
+
+#: How long the domain's policy is trusted before it is read again.
+POLICY_TTL_SECONDS = 300.0
+#: AD never warns at bind time (Windows prompts from a client-side setting),
+#: so SSPM says how long is left once a password is within this of expiring.
+EXPIRY_WARNING = timedelta(days=14)
+
+_ACCOUNT_ATTRIBUTES = [
+    "objectGUID",
+    "sAMAccountName",
+    "cn",
+    "displayName",
+    "givenName",
+    "mail",
+    "userAccountControl",
+    "accountExpires",
+    "msDS-UserPasswordExpiryTimeComputed",
+]
+_STATUS_ATTRIBUTES = [
+    "userAccountControl",
+    "msDS-User-Account-Control-Computed",
+    "accountExpires",
+    "lockoutTime",
+    "badPwdCount",
+    "pwdLastSet",
+    "msDS-UserPasswordExpiryTimeComputed",
+]
+_POLICY_ATTRIBUTES = [
+    "minPwdLength",
+    "pwdHistoryLength",
+    "maxPwdAge",
+    "minPwdAge",
+    "lockoutThreshold",
+    "lockoutDuration",
+]
+
+# LDAP result codes this module reacts to.
+_SUCCESS = 0
+_SIZE_LIMIT_EXCEEDED = 4
+_CONSTRAINT_VIOLATION = 19
+_NO_SUCH_OBJECT = 32
+_INVALID_CREDENTIALS = 49
+_INSUFFICIENT_ACCESS = 50
+_UNWILLING_TO_PERFORM = 53
+
+_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+_INTERVALS_PER_MINUTE = 600_000_000  # of 100 ns
+
+
+def from_filetime(value: int) -> datetime:
+    """A Windows FILETIME (100 ns since 1601) as an aware datetime."""
+    return _EPOCH + timedelta(microseconds=value // 10)
+
+
+def _first(attributes: dict[str, object], name: str) -> object | None:
+    value = attributes.get(name)
+    if isinstance(value, list):
+        return value[0] if value else None
+    return None if value in (None, "", b"") else value
+
+
+def _text(attributes: dict[str, object], name: str) -> str | None:
+    value = _first(attributes, name)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)
+
+
+def _number(attributes: dict[str, object], name: str, default: int = 0) -> int:
+    raw = _text(attributes, name)
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default
+
+
+def _moment(attributes: dict[str, object], name: str) -> datetime | None:
+    """A FILETIME attribute; None for 0 (not set) and for "never"."""
+    value = _number(attributes, name)
+    return from_filetime(value) if 0 < value < ad_codes.NEVER else None
+
+
+def _disabled(attributes: dict[str, object], now: datetime) -> bool:
+    """Turned off by an administrator: ACCOUNTDISABLE, or accountExpires passed."""
+    if _number(attributes, "userAccountControl") & ad_codes.UF_ACCOUNTDISABLE:
+        return True
+    ends = _moment(attributes, "accountExpires")
+    return ends is not None and ends <= now
+
+
+def _unicode_pwd(password: str) -> bytes:
+    return f'"{password}"'.encode("utf-16-le")
+
+
+def _guid_filter(account_id: str) -> str | None:
+    try:
+        guid = uuid.UUID(account_id)
+    except ValueError:
+        return None
+    # objectGUID is stored little-endian in its first three fields; every
+    # byte is escaped, so nothing typed can reach the filter as syntax.
+    escaped = "".join(f"\\{byte:02x}" for byte in guid.bytes_le)
+    return f"(&(objectClass=user)(objectGUID={escaped}))"
+
+
+@dataclass(frozen=True)
+class _Found:
+    account: Account
+    attributes: dict[str, object]
+
+
+class ActiveDirectory:
+    """The Directory contract for Active Directory."""
+
+    def __init__(self, settings: DirectorySettings) -> None:
+        self._settings = settings
+        self._connections = ldapconn.Connections(settings)
+        self._policy: PasswordPolicy | None = None
+        self._policy_read_at = 0.0
+        self._policy_lock = threading.Lock()
+        # The domain object holds the policy; by default, the DC= part of the base.
+        self._domain_dn = settings.policy_dn or ",".join(
+            part for part in settings.base_dn.split(",") if part.strip().upper().startswith("DC=")
+        )
+        # Binds for unknown users go to a DN that cannot exist, so they cost
+        # the directory a bind round trip like a real wrong password (Samba
+        # answers it ~10 ms sooner, as it records no failure: the app's
+        # refusal floor, sspm/timing.py, covers that).
+        self._decoy_parent = f"CN=sspm-no-such-account,{settings.base_dn}"
+
+    # -- looking accounts up -------------------------------------------------
+
+    def check(self) -> None:
+        with self._connections.service() as conn:
+            conn.search(self._settings.base_dn, "(objectClass=*)", BASE, attributes=["1.1"])
+            if conn.result["result"] != _SUCCESS:
+                raise DirectoryMisconfigured(
+                    f"the service account cannot read LDAP_BASE_DN {self._settings.base_dn!r}: "
+                    f"{conn.result['description']}"
+                )
+        self.policy()
+
+    def find_account(self, login: str) -> Account | None:
+        found = self._find(login)
+        return found.account if found else None
+
+    def get_account(self, account_id: str) -> Account | None:
+        query = _guid_filter(account_id)
+        if query is None:
+            return None
+        found = self._search_one(query)
+        return found.account if found else None
+
+    def _find(self, login: str) -> _Found | None:
+        login = login.strip()
+        # No name, UPN or address holds a control character, and Samba ends a
+        # filter value at an (escaped) NUL: "jsmith" + NUL would match jsmith.
+        if not login or any(ord(char) < 0x20 or ord(char) == 0x7F for char in login):
+            return None
+        return self._search_one(self._settings.user_filter.format(login=escape_filter_chars(login)))
+
+    def _search_one(self, query: str) -> _Found | None:
+        with self._connections.service() as conn:
+            conn.search(self._settings.base_dn, query, SUBTREE, attributes=_ACCOUNT_ATTRIBUTES, size_limit=2)
+            code = conn.result["result"]
+            entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+        if code == _SIZE_LIMIT_EXCEEDED or len(entries) > 1:
+            log.warning("directory lookup matched more than one account; treating it as none")
+            return None
+        if code not in (_SUCCESS, _NO_SUCH_OBJECT):
+            raise DirectoryUnavailable(f"directory search failed ({conn.result['description']})")
+        if not entries:
+            return None
+        entry = entries[0]
+        return _Found(self._account(entry["dn"], entry["attributes"], entry["raw_attributes"]), entry["attributes"])
+
+    @staticmethod
+    def _account(dn: str, attributes: dict[str, object], raw: dict[str, list[bytes]]) -> Account:
+        guid = raw.get("objectGUID") or []
+        username = _text(attributes, "sAMAccountName") or ""
+        return Account(
+            id=str(uuid.UUID(bytes_le=bytes(guid[0]))) if guid else "",
+            dn=dn,
+            username=username,
+            display_name=_text(attributes, "displayName") or _text(attributes, "cn") or username,
+            given_name=_text(attributes, "givenName") or "",
+            email=_text(attributes, "mail"),
+            disabled=_disabled(attributes, datetime.now(UTC)),
+        )
+
+    # -- passwords -----------------------------------------------------------
+
+    def verify_password(self, login: str, password: str) -> tuple[Account | None, Verdict]:
+        require_password(password)
+        found = self._find(login)
+        # A digest names the decoy: any login then makes a valid DN.
+        decoy = hashlib.sha256(login.strip().encode("utf-8", "surrogatepass")).hexdigest()
+        dn = found.account.dn if found else f"CN={decoy},{self._decoy_parent}"
+        with self._connections.user(dn, password) as conn:
+            conn.bind()
+            result = conn.result
+        code = result["result"]
+        if found is None:  # whatever the decoy's bind said
+            if code not in (_SUCCESS, _INVALID_CREDENTIALS):
+                raise DirectoryUnavailable(f"directory refused the bind ({result['description']})")
+            return None, Verdict(Outcome.BAD_CREDENTIALS)
+        if code == _SUCCESS:
+            return found.account, Verdict(Outcome.OK, self._expires_in(found.attributes))
+        if code == _INVALID_CREDENTIALS:
+            return found.account, Verdict(ad_codes.bind_outcome(str(result.get("message") or "")))
+        raise DirectoryUnavailable(f"directory refused the bind ({result['description']})")
+
+    @staticmethod
+    def _expires_in(attributes: dict[str, object]) -> int | None:
+        expires = _moment(attributes, "msDS-UserPasswordExpiryTimeComputed")
+        if expires is None:
+            return None
+        left = expires - datetime.now(UTC)
+        return int(left.total_seconds()) if timedelta(0) < left <= EXPIRY_WARNING else None
+
+    def change_password(self, account: Account, old: str, new: str) -> Outcome:
+        require_password(old)
+        require_password(new)
+        with self._connections.service() as conn:
+            # Delete the old value, add the new: a change, checked against the
+            # old password and the user's policy, not an administrator's reset.
+            conn.extend.microsoft.modify_password(account.dn, new, old)
+            result = conn.result
+        if result["result"] == _SUCCESS:
+            return Outcome.OK
+        return self._refusal(result, new, "change the password")
+
+    def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:
+        require_password(new)
+        if self.status(account).disabled:
+            return Outcome.DISABLED  # and nothing written
+        changes = {
+            "unicodePwd": [(MODIFY_REPLACE, [_unicode_pwd(new)])],
+            # A reset ends a lockout (and AD's own would not); 0 also clears badPwdCount.
+            "lockoutTime": [(MODIFY_REPLACE, ["0"])],
+        }
+        if must_change:
+            changes["pwdLastSet"] = [(MODIFY_REPLACE, ["0"])]
+        with self._connections.service() as conn:
+            conn.modify(account.dn, changes)
+            result = conn.result
+        if result["result"] == _SUCCESS:
+            return Outcome.OK
+        return self._refusal(result, new, "reset the password")
+
+    def _refusal(self, result: dict[str, object], new: str, doing: str) -> Outcome:
+        """The outcome of a refused change or reset, or the error it is."""
+        if result.get("result") in (_CONSTRAINT_VIOLATION, _UNWILLING_TO_PERFORM):
+            message = str(result.get("message") or "")
+            outcome = ad_codes.change_refusal(message)
+            if outcome is Outcome.TOO_WEAK and ad_codes.restriction_reason(message) is None:
+                # Windows gives no reason: length at least can be told apart.
+                return Outcome.TOO_SHORT if len(new) < self.policy().min_length else outcome
+            if outcome is not None:
+                return outcome
+        self._raise_for(result, doing)
+        raise DirectoryUnavailable(f"unexpected answer when trying to {doing}")
+
+    # -- account standing ----------------------------------------------------
+
+    def _read(self, account: Account) -> dict[str, object]:
+        with self._connections.service() as conn:
+            conn.search(account.dn, "(objectClass=*)", BASE, attributes=_STATUS_ATTRIBUTES)
+            self._raise_for(conn.result, "read the account's status")
+            return dict(conn.response[0]["attributes"]) if conn.response else {}
+
+    def status(self, account: Account) -> AccountStatus:
+        attributes = self._read(account)
+        now = datetime.now(UTC)
+        disabled = _disabled(attributes, now)
+        # The computed attribute knows whether the lock still lasts (lockoutDuration).
+        locked = bool(_number(attributes, "msDS-User-Account-Control-Computed") & ad_codes.UF_LOCKOUT)
+        last_set = _number(attributes, "pwdLastSet")
+        return AccountStatus(
+            locked=locked and not disabled,
+            locked_since=_moment(attributes, "lockoutTime") if locked and not disabled else None,
+            failures=_number(attributes, "badPwdCount"),
+            disabled=disabled,
+            must_change=last_set == 0,
+            password_changed_at=_moment(attributes, "pwdLastSet"),
+            # 0 when must_change (no expiry of its own), "never" for DONT_EXPIRE_PASSWD.
+            expires_at=_moment(attributes, "msDS-UserPasswordExpiryTimeComputed"),
+        )
+
+    def unlock(self, account: Account) -> Outcome:
+        attributes = self._read(account)
+        if _disabled(attributes, datetime.now(UTC)):
+            return Outcome.DISABLED
+        if _number(attributes, "lockoutTime") == 0:
+            return Outcome.OK  # never locked, or already unlocked: nothing to write
+        with self._connections.service() as conn:
+            # 0 lifts the lock and clears badPwdCount.
+            conn.modify(account.dn, {"lockoutTime": [(MODIFY_REPLACE, ["0"])]})
+            self._raise_for(conn.result, "unlock the account")
+        return Outcome.OK
+
+    def policy(self) -> PasswordPolicy:
+        with self._policy_lock:
+            if self._policy is not None and time.monotonic() - self._policy_read_at < POLICY_TTL_SECONDS:
+                return self._policy
+        policy = self._read_policy()
+        with self._policy_lock:
+            self._policy, self._policy_read_at = policy, time.monotonic()
+        return policy
+
+    def _read_policy(self) -> PasswordPolicy:
+        with self._connections.service() as conn:
+            conn.search(self._domain_dn, "(objectClass=domain)", BASE, attributes=_POLICY_ATTRIBUTES)
+            if conn.result["result"] != _SUCCESS or not conn.response:
+                raise DirectoryMisconfigured(
+                    f"cannot read the domain's password policy from {self._domain_dn!r} (LDAP_POLICY_DN): "
+                    f"{conn.result['description']}"
+                )
+            attributes = conn.response[0]["attributes"]
+
+        def span(name: str) -> int | None:
+            """A duration stored as negative 100 ns intervals; None for 0 and "never"."""
+            value = -_number(attributes, name)
+            return value if 0 < value < ad_codes.NEVER else None
+
+        max_age, min_age, duration = span("maxPwdAge"), span("minPwdAge"), span("lockoutDuration")
+        threshold = _number(attributes, "lockoutThreshold")
+        return PasswordPolicy(
+            min_length=_number(attributes, "minPwdLength"),
+            history=_number(attributes, "pwdHistoryLength"),
+            max_age_days=max_age // (_INTERVALS_PER_MINUTE * 60 * 24) if max_age else None,
+            min_age_hours=min_age // (_INTERVALS_PER_MINUTE * 60) if min_age else 0,
+            lockout_threshold=threshold or None,
+            lockout_minutes=duration // _INTERVALS_PER_MINUTE if threshold and duration else None,
+        )
+
+    @staticmethod
+    def _raise_for(result: dict[str, object], doing: str) -> None:
+        code = result.get("result")
+        if code == _SUCCESS:
+            return
+        description = result.get("description")
+        if code in (_INSUFFICIENT_ACCESS, _NO_SUCH_OBJECT):
+            raise DirectoryMisconfigured(f"the service account may not {doing} ({description})")
+        raise DirectoryUnavailable(f"the directory could not {doing} ({description})")
+
+    def close(self) -> None:
+        self._connections.close()
