@@ -27,6 +27,7 @@ from lab.env import sspm_environ
 from lab.redis import RedisServer, start_redis
 from lab.smtp import Mailbox, SmtpCatcher, start_smtp
 from sspm import Services, create_app
+from sspm.limits import limiter
 from sspm.settings import Settings, load
 from sspm.store import migrate
 
@@ -87,6 +88,10 @@ def backing(
     _backing = Backing(redis_server.url, f"sqlite:///{database}", mailbox, smtp_server.port)
     yield _backing
     _backing = None
+    # Flask-Limiter's one Limiter outlives each app: after a test that stopped a
+    # Redis it counts in process memory until its own back-off re-checks Redis,
+    # which would carry counts into the next test. Tell it what that re-check would.
+    limiter._storage_dead = False
 
 
 @pytest.fixture
