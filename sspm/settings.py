@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from connectors import KINDS
 from connectors.settings import DirectorySettings
 from sspm.email.smtp import SmtpSettings
 
@@ -106,6 +107,8 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     if default_language not in languages:
         raise ConfigError(f"SSPM_DEFAULT_LANGUAGE {default_language!r} is not in SSPM_LANGUAGES")
 
+    if text("DIRECTORY_KIND") not in KINDS:
+        raise ConfigError(f"DIRECTORY_KIND must be one of {', '.join(KINDS)} (got {text('DIRECTORY_KIND')!r})")
     password = text("LDAP_BIND_PASSWORD")
     password_file = text("LDAP_BIND_PASSWORD_FILE")
     if password_file:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import Field, SelectField
+from wtforms import Field, SelectChoice, SelectField
 from wtforms.validators import DataRequired
 
 from sspm import fields
@@ -24,14 +24,16 @@ def enroll_form(choices: list[tuple[str, str]], count: int) -> EnrollForm:
     class Form(EnrollForm):
         pass
 
-    placeholder = [("", str(_l("Choose a question")))]
+    options = [SelectChoice("", str(_l("Choose a question")))] + [
+        SelectChoice(value, label) for value, label in choices
+    ]
     for i in range(count):
         setattr(
             Form,
             f"question_{i}",
             SelectField(
                 _l("Question %(n)s", n=i + 1),
-                choices=placeholder + choices,
+                choices=options,
                 validators=[DataRequired(_l("Choose a question."))],
             ),
         )
