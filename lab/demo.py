@@ -1,28 +1,40 @@
 """Run SSPM against a local demo PARTNERS domain: ``scripts/demo``.
 
-Everything lives under .demo/ (git-ignored): the directory's database (so a
-changed password survives a restart), its CA, Redis, SSPM's own database
-(enrollments, audit) and a secret generated once. Ports: DEMO_PORT (web,
-default 8000), DEMO_LDAPS_PORT / DEMO_LDAP_PORT (directory, default
-10636 / 10389), DEMO_REDIS_PORT (default 16379).
+``scripts/demo`` runs it on OpenLDAP (slapd with ppolicy);
+``scripts/demo --directory ad`` on Active Directory (a Samba AD DC), with
+the same accounts in the same states, the same enrolled users and the same
+table printed.
+
+Everything lives under .demo/ (git-ignored), the AD demo's under .demo/ad/:
+the directory's database (so a changed password survives a restart), its
+CA, Redis, SSPM's own database (enrollments, audit), caught emails and a
+secret generated once. Ports: DEMO_PORT (web, default 8000),
+DEMO_LDAPS_PORT / DEMO_LDAP_PORT (OpenLDAP, default 10636 / 10389),
+DEMO_REDIS_PORT (default 16379), DEMO_SMTP_PORT (default 10025). The Samba
+DC listens on the standard LDAPS port, 636, of a spare loopback address
+(127.0.0.2 first; never 127.0.0.1), and stops by itself after a week if
+the demo was killed without a chance to stop it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from connectors import open_directory
+from connectors import KINDS, open_directory
+from lab import samba
 from lab.enrollment import DEMO_ANSWERS, seed_enrollment
 from lab.env import sspm_environ
 from lab.redis import start_redis
 from lab.seed import DEMO_ACCOUNTS
-from lab.slapd import start_slapd
+from lab.slapd import Slapd, start_slapd
 from lab.smtp import start_smtp
 from sspm.questions import AnswerHasher, Catalogue
 from sspm.settings import ROOT as SSPM_ROOT
@@ -35,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCESS_LOG = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 
 DEMO = ROOT / ".demo"
+#: Samba's own safety net: it exits by itself this long after starting.
+SAMBA_MAX_RUNTIME = 7 * 24 * 3600
 
 _STATE_TEXT = {
     "normal": "can sign in; change it for any reason",
@@ -46,8 +60,30 @@ _STATE_TEXT = {
 }
 
 
-def _secret() -> str:
-    path = DEMO / "secret_key"
+def _data(kind: str) -> Path:
+    """Where a demo keeps its state: each directory kind its own (its accounts have their own ids)."""
+    return DEMO / "ad" if kind == "ad" else DEMO
+
+
+def _start_directory(kind: str) -> Slapd | samba.SambaDC:
+    """The demo's directory, as it was left last time (seeded the first time)."""
+    if kind == "ad":
+        return samba.start_kept_samba(
+            _data(kind) / "directory", cache=samba.default_cache(), max_runtime=SAMBA_MAX_RUNTIME
+        )
+    return start_slapd(
+        DEMO / "directory",
+        ldaps_port=int(os.environ.get("DEMO_LDAPS_PORT", "10636")),
+        ldap_port=int(os.environ.get("DEMO_LDAP_PORT", "10389")),
+        reuse=True,
+    )
+
+
+_DIRECTORY_NAMES = {"openldap": "OpenLDAP", "ad": "Active Directory, a Samba AD DC"}
+
+
+def _secret(data: Path) -> str:
+    path = data / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
@@ -90,59 +126,73 @@ def _accounts_table() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
+    parser.add_argument(
+        "--directory",
+        choices=KINDS,
+        default="openldap",
+        help="the demo domain's directory: OpenLDAP (default) or Active Directory (a Samba AD DC)",
+    )
     args = parser.parse_args()
-    DEMO.mkdir(exist_ok=True)
-    slapd = start_slapd(
-        DEMO / "directory",
-        ldaps_port=int(os.environ.get("DEMO_LDAPS_PORT", "10636")),
-        ldap_port=int(os.environ.get("DEMO_LDAP_PORT", "10389")),
-        reuse=True,
-    )
-    redis = start_redis(DEMO / "redis", port=int(os.environ.get("DEMO_REDIS_PORT", "16379")), persist=True)
-    mail = start_smtp(DEMO / "mail", port=int(os.environ.get("DEMO_SMTP_PORT", "10025")))
-    database_url = f"sqlite:///{DEMO / 'sspm.db'}"
-    migrate(database_url)
-    base_url = f"http://127.0.0.1:{args.port}"
-    sspm_env = sspm_environ(
-        slapd,
-        redis_url=redis.url,
-        database_url=database_url,
-        smtp_port=mail.port,
-        SSPM_SECRET_KEY=_secret(),
-        SSPM_PUBLIC_BASE_URL=base_url,
-    )
-    _enroll_demo_users(sspm_env)
-    environ = {**os.environ, **sspm_env}
-    print(
-        f"\nSSPM demo: PARTNERS directory at {slapd.ldaps_url}, Redis at {redis.url}, data in {DEMO}\n"
-        f"Open {base_url}/ (phone layout: {base_url}/m)\n\n"
-        f"Demo accounts (passwords as seeded; a password you change stays changed; rm -r .demo to reseed):\n"
-        f"{_accounts_table()}\n\n"
-        f"Enrolled in security questions: {', '.join(DEMO_ENROLLED)}, each with these answers:\n"
-        f"{_answers_table()}\n"
-        f"(Forgot Password: lsmith. Unlock Account: klee, who is locked. Any other user name gets decoy questions.)\n\n"
-        f"Emails (reset links, notifications) are caught locally: each lands as a .eml file in {DEMO / 'mail'}\n"
-        f"\nCtrl-C stops the demo.\n",
-        flush=True,
-    )
-    command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--threads", "4"]
-    command += ["--bind", f"127.0.0.1:{args.port}", "--access-logfile", "-", "--access-logformat", ACCESS_LOG]
-    command += ["sspm.wsgi:app"]
-    web = subprocess.Popen(command, env=environ, cwd=ROOT)
-    worker = subprocess.Popen([sys.executable, "worker.py"], env=environ, cwd=ROOT)
-    # Stopped by Ctrl-C or by SIGTERM alike: take the web app and the directory down with us.
+    # Stopped by Ctrl-C or by SIGTERM alike, even while starting: whatever
+    # was started is taken down, the directory last.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    data = _data(args.directory)
+    data.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as running:
+        directory = _start_directory(args.directory)
+        running.callback(directory.stop)
+        redis = start_redis(data / "redis", port=int(os.environ.get("DEMO_REDIS_PORT", "16379")), persist=True)
+        running.callback(redis.stop)
+        mail = start_smtp(data / "mail", port=int(os.environ.get("DEMO_SMTP_PORT", "10025")))
+        running.callback(mail.stop)
+        database_url = f"sqlite:///{data / 'sspm.db'}"
+        migrate(database_url)
+        base_url = f"http://127.0.0.1:{args.port}"
+        sspm_env = sspm_environ(
+            directory,
+            redis_url=redis.url,
+            database_url=database_url,
+            smtp_port=mail.port,
+            SSPM_SECRET_KEY=_secret(data),
+            SSPM_PUBLIC_BASE_URL=base_url,
+        )
+        _enroll_demo_users(sspm_env)
+        environ = {**os.environ, **sspm_env}
+        print(
+            f"\nSSPM demo: PARTNERS directory ({_DIRECTORY_NAMES[args.directory]}) at {directory.ldaps_url}, "
+            f"Redis at {redis.url}, data in {data}\n"
+            f"Open {base_url}/ (phone layout: {base_url}/m)\n\n"
+            f"Demo accounts (passwords as seeded; a password you change stays changed; "
+            f"rm -r {data.relative_to(ROOT)} to reseed):\n"
+            f"{_accounts_table()}\n\n"
+            f"Enrolled in security questions: {', '.join(DEMO_ENROLLED)}, each with these answers:\n"
+            f"{_answers_table()}\n"
+            f"(Forgot Password: lsmith. Unlock Account: klee, who is locked. "
+            f"Any other user name gets decoy questions.)\n\n"
+            f"Emails (reset links, notifications) are caught locally: each lands as a .eml file in {data / 'mail'}\n"
+            f"\nCtrl-C stops the demo.\n",
+            flush=True,
+        )
+        command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--threads", "4"]
+        command += ["--bind", f"127.0.0.1:{args.port}", "--access-logfile", "-", "--access-logformat", ACCESS_LOG]
+        command += ["sspm.wsgi:app"]
+        web = running.enter_context(_running(command, environ))
+        running.enter_context(_running([sys.executable, "worker.py"], environ))
+        try:
+            return web.wait()
+        except KeyboardInterrupt:
+            return 0
+    return 0  # not reached; mypy cannot tell, as an ExitStack may swallow exceptions
+
+
+@contextlib.contextmanager
+def _running(command: list[str], environ: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(command, env=environ, cwd=ROOT)
     try:
-        return web.wait()
-    except KeyboardInterrupt:
-        return 0
+        yield process
     finally:
-        for process in (web, worker):
-            process.terminate()
-            process.wait()
-        mail.stop()
-        redis.stop()
-        slapd.stop()
+        process.terminate()
+        process.wait()
 
 
 if __name__ == "__main__":

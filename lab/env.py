@@ -1,19 +1,27 @@
 """The settings an SSPM app needs to use a lab directory.
 
 One mapping, used by the tests, the demo and the benchmarks, so all three
-run the app exactly as an operator's .env would.
+run the app exactly as an operator's .env would. Each lab directory
+(:class:`lab.slapd.Slapd`, :class:`lab.samba.SambaDC`) says how SSPM
+reaches it; the rest is the same whatever the directory.
 """
 
 from __future__ import annotations
 
 import secrets
+from typing import Protocol
 
-from lab.seed import BASE_DN, DEFAULT_POLICY_DN
-from lab.slapd import Slapd
+
+class LabDirectory(Protocol):
+    """A running lab directory server."""
+
+    def directory_environ(self) -> dict[str, str]:
+        """``DIRECTORY_KIND`` and the ``LDAP_*`` settings that point SSPM at this server."""
+        ...
 
 
 def sspm_environ(
-    slapd: Slapd, *, redis_url: str, database_url: str, smtp_port: int = 25, **overrides: str
+    directory: LabDirectory, *, redis_url: str, database_url: str, smtp_port: int = 25, **overrides: str
 ) -> dict[str, str]:
     environ = {
         "SSPM_REDIS_URL": redis_url,
@@ -24,13 +32,7 @@ def sspm_environ(
         "SSPM_SMTP_SECURITY": "none",
         "SSPM_SECRET_KEY": secrets.token_urlsafe(48),
         "SSPM_PUBLIC_BASE_URL": "https://sspm.partners.example",
-        "DIRECTORY_KIND": "openldap",
-        "LDAP_URL": slapd.ldaps_url,
-        "LDAP_CA_FILE": str(slapd.ca_file),
-        "LDAP_BIND_DN": slapd.service_dn,
-        "LDAP_BIND_PASSWORD": slapd.service_password,
-        "LDAP_BASE_DN": "ou=people," + BASE_DN,
-        "LDAP_POLICY_DN": DEFAULT_POLICY_DN,
+        **directory.directory_environ(),
     }
     environ.update(overrides)
     return environ

@@ -15,6 +15,8 @@ Three layers, each cheaper than the one before:
 3. :func:`start_samba` copies a snapshot and starts it (0.2-0.4 s): each
    test gets a directory of its own, as each gets its own slapd.
    :class:`SambaLine` starts the next copy while a test uses the current one.
+   :func:`start_kept_samba` (the demo's) makes its copy once and starts it
+   as it was left every time after.
 
 Samba listens on spare loopback addresses (127.0.0.2 first, never
 127.0.0.1) with ``bind interfaces only``, and runs nothing but its LDAP
@@ -54,6 +56,7 @@ __all__ = [
     "ADMIN_DN",
     "DEFAULT_ADDRESS",
     "DOMAIN_DN",
+    "KEPT_ADDRESSES",
     "PEOPLE_DN",
     "SERVICE_DN",
     "USER_FILTER",
@@ -65,6 +68,7 @@ __all__ = [
     "person_dn",
     "provision_base",
     "spare_loopback_address",
+    "start_kept_samba",
     "start_samba",
 ]
 
@@ -473,8 +477,12 @@ class SambaDC:
     def __post_init__(self) -> None:
         atexit.register(self.stop)  # an aborted test run must not leave a daemon behind
 
-    def environ(self) -> dict[str, str]:
-        """SSPM's directory settings for this DC."""
+    def directory_environ(self) -> dict[str, str]:
+        """SSPM's directory settings for this DC (see lab.env).
+
+        No LDAP_POLICY_DN: the connector reads the domain's policy from the
+        DC= part of LDAP_BASE_DN, as an operator's AD configuration would.
+        """
         return {
             "DIRECTORY_KIND": "ad",
             "LDAP_URL": self.ldaps_url,
@@ -484,7 +492,6 @@ class SambaDC:
             "LDAP_BIND_PASSWORD": self.service_password,
             "LDAP_BASE_DN": self.people_dn,
             "LDAP_USER_FILTER": USER_FILTER,
-            "LDAP_POLICY_DN": self.domain_dn,
         }
 
     @property
@@ -530,21 +537,52 @@ def start_samba(
     *,
     address: str | None = None,
     max_runtime: int = 1800,
-    reuse: bool = False,
 ) -> SambaDC:
     """Copy ``snapshot`` into ``workdir`` and start it; the returned object owns the process.
 
     It listens on ``address`` (one of the snapshot's; the first by default).
-    With ``reuse`` an existing copy in ``workdir`` is started as it is (the
-    demo keeps changed passwords). ``max_runtime`` seconds later Samba stops
-    by itself, whatever happens to the caller.
+    ``max_runtime`` seconds later Samba stops by itself, whatever happens to
+    the caller.
     """
     address = address or snapshot.address
     if address not in snapshot.addresses:
         raise ValueError(f"the snapshot's certificate names {snapshot.addresses}, not {address}")
     workdir = workdir.resolve()
-    if not (reuse and (workdir / "private" / "sam.ldb").exists()):
-        _copy(snapshot.directory, workdir)
+    _copy(snapshot.directory, workdir)
+    return _launch(workdir, address, max_runtime, source=snapshot.directory)
+
+
+#: The addresses a kept DC's certificate names; each start takes whichever is free.
+KEPT_ADDRESSES = tuple(f"127.0.0.{host}" for host in range(2, 18))
+
+
+def start_kept_samba(workdir: Path, *, cache: Path | None = None, max_runtime: int = 1800) -> SambaDC:
+    """A DC whose domain lives on in ``workdir`` (the demo's): a changed password stays changed.
+
+    The first time, a snapshot is made (the accounts in their states as of
+    now) and becomes ``workdir``; every later start runs it as it was left.
+    Its certificate names all of :data:`KEPT_ADDRESSES`, so each start can
+    take whichever is free then (test runs beside it may hold some).
+    """
+    workdir = workdir.resolve()
+    if not (workdir / "private" / "sam.ldb").exists():
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+        making = Path(tempfile.mkdtemp(prefix=f".{workdir.name}-", dir=workdir.parent))
+        try:
+            snapshot = make_snapshot(making, cache=cache, addresses=KEPT_ADDRESSES)
+            shutil.rmtree(workdir, ignore_errors=True)
+            snapshot.directory.rename(workdir)
+            _rehome(workdir)
+        finally:
+            shutil.rmtree(making, ignore_errors=True)
+    address = spare_loopback_address()
+    if address not in KEPT_ADDRESSES:
+        raise RuntimeError(f"{KEPT_ADDRESSES[0]} to {KEPT_ADDRESSES[-1]} are all in use: no address for the DC")
+    return _launch(workdir, address, max_runtime)
+
+
+def _launch(workdir: Path, address: str, max_runtime: int, source: Path | None = None) -> SambaDC:
+    """Start the domain in ``workdir`` on ``address``, and wait until it listens."""
     # A pid file left by a crash could name a living, unrelated process.
     (workdir / "run" / "samba.pid").unlink(missing_ok=True)
     conf = workdir / "etc" / "smb.conf"
@@ -565,7 +603,7 @@ def start_samba(
         log_file,
         ldaps_url=f"ldaps://{address}:636",
         ca_file=workdir / "private" / "tls" / "ca.pem",
-        source=snapshot.directory,
+        source=source,
     )
     try:
         _wait_listening(dc)
@@ -687,6 +725,11 @@ def _copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     # cp keeps the xattrs (NT ACLs on sysvol) and is faster than copytree.
     _run(["cp", "-a", str(source), str(target)])
+    _rehome(target)
+
+
+def _rehome(target: Path) -> None:
+    """Point a domain copied or moved to ``target`` at its new place."""
     # smb.conf is the only file naming its directory: the one it was provisioned in.
     conf = target / "etc" / "smb.conf"
     text = conf.read_text()

@@ -85,6 +85,19 @@ class Slapd:
     def __post_init__(self) -> None:
         atexit.register(self.stop)  # an aborted test run must not leave a daemon behind
 
+    def directory_environ(self) -> dict[str, str]:
+        """SSPM's directory settings for this slapd (see lab.env; the user
+        filter is config/defaults.env's, which is OpenLDAP's)."""
+        return {
+            "DIRECTORY_KIND": "openldap",
+            "LDAP_URL": self.ldaps_url,
+            "LDAP_CA_FILE": str(self.ca_file),
+            "LDAP_BIND_DN": self.service_dn,
+            "LDAP_BIND_PASSWORD": self.service_password,
+            "LDAP_BASE_DN": PEOPLE_DN,
+            "LDAP_POLICY_DN": self.policy_dn,
+        }
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -2,6 +2,8 @@
 
 A slapd starts in well under 0.1 s, so each test gets its own directory and
 can change passwords and lock accounts without touching any other test.
+A test on Active Directory asks for ``samba_dc`` instead: a Samba AD DC of
+its own, copied from a snapshot made once per session (lab/samba.py).
 One redis-server serves the whole run and is emptied before each test; each
 test gets its own copy of a migrated SQLite database. Every app a test
 builds shares that test's Redis and database, as the app instances of one
@@ -13,6 +15,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,8 +25,8 @@ from flask.testing import FlaskClient
 
 from connectors import open_directory
 from connectors.directory import Directory
-from lab import DEMO_ACCOUNTS, Pki, SeedAccount, Slapd, make_pki, start_slapd
-from lab.env import sspm_environ
+from lab import DEMO_ACCOUNTS, Pki, SeedAccount, Slapd, make_pki, samba, start_slapd
+from lab.env import LabDirectory, sspm_environ
 from lab.redis import RedisServer, start_redis
 from lab.smtp import Mailbox, SmtpCatcher, start_smtp
 from sspm import Services, create_app
@@ -101,6 +104,45 @@ def slapd(tmp_path: Path, pki: Pki) -> Iterator[Slapd]:
     server.stop()
 
 
+#: Accounts are put in their states (locked now, expiring in 5 days) when a snapshot is
+#: made; a lock lasts 30 minutes, so a long session takes a new snapshot now and then.
+SNAPSHOT_FRESH_FOR = timedelta(minutes=15)
+
+
+@pytest.fixture(scope="session")
+def samba_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[samba.SambaLine]:
+    """Fresh DCs, the next one starting while a test uses the current one.
+
+    The domain is provisioned once per machine (cached), put in its states once
+    per session (or per SNAPSHOT_FRESH_FOR).
+    """
+    made: list[samba.SambaSnapshot] = []
+
+    def current() -> samba.SambaSnapshot:
+        if not made or datetime.now(UTC) - made[-1].made_at > SNAPSHOT_FRESH_FOR:
+            made.append(
+                samba.make_snapshot(
+                    tmp_path_factory.mktemp("samba-snapshot"),
+                    cache=samba.default_cache(),
+                    addresses=made[-1].addresses if made else (),
+                    count=2,
+                )
+            )
+        return made[-1]
+
+    line = samba.SambaLine(current, tmp_path_factory.mktemp("samba"), max_runtime=600)
+    yield line
+    line.close()
+
+
+@pytest.fixture
+def samba_dc(samba_line: samba.SambaLine) -> Iterator[samba.SambaDC]:
+    """A Samba AD DC of this test's own, seeded like ``slapd``."""
+    dc = samba_line.take()
+    yield dc
+    dc.discard()
+
+
 @pytest.fixture
 def accounts() -> dict[str, SeedAccount]:
     """The seeded accounts, by state (plus 'nonascii' and 'other')."""
@@ -110,11 +152,11 @@ def accounts() -> dict[str, SeedAccount]:
     return by_state
 
 
-def settings_for(slapd: Slapd, **overrides: str) -> Settings:
-    """The settings of an app on ``slapd`` and this test's Redis and database."""
+def settings_for(directory: LabDirectory, **overrides: str) -> Settings:
+    """The settings of an app on a lab ``directory`` (slapd or Samba) and this test's Redis and database."""
     assert _backing is not None, "settings_for is for use inside a test"
     environ = sspm_environ(
-        slapd,
+        directory,
         redis_url=_backing.redis_url,
         database_url=_backing.database_url,
         smtp_port=_backing.smtp_port,

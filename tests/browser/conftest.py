@@ -26,6 +26,8 @@ from connectors import open_directory
 from connectors.directory import Directory
 from lab import Slapd
 from lab.enrollment import seed_enrollment
+from lab.env import LabDirectory
+from lab.samba import SambaDC
 from sspm import create_app
 from sspm.messages import reason_text
 from sspm.settings import Settings
@@ -82,30 +84,8 @@ def serve(slapd: Slapd) -> Iterator[Callable[..., LiveServer]]:
     The socket is bound first (port 0) so the app can be told its own public
     address without racing another process for a "free" port.
     """
-    running: list[tuple[BaseWSGIServer, threading.Thread, Flask]] = []
-
-    def start(**env: str) -> LiveServer:
-        server = make_server("127.0.0.1", 0, _starting, threaded=True)
-        url = f"http://127.0.0.1:{server.server_port}"
-        settings = settings_for(slapd, SSPM_PUBLIC_BASE_URL=url, **env)
-        app = create_app(settings)
-        server.app = app
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"sspm-live-{server.server_port}",
-            daemon=True,
-        )
-        thread.start()
-        running.append((server, thread, app))
-        return LiveServer(url=url, settings=settings, app=app)
-
-    yield start
-    for server, thread, app in running:
-        server.shutdown()
-        thread.join()
-        server.server_close()
-        services_of(app).close()
+    with live_servers(slapd) as start:
+        yield start
 
 
 @pytest.fixture
@@ -207,3 +187,44 @@ def refusal(server: LiveServer, lang: str, reason: str) -> str:
     """A refusal as sspm.messages words it in ``lang``."""
     with server.app.test_request_context(f"/?lang={lang}"):
         return reason_text(reason)
+
+
+# --- The same app on Active Directory ---------------------------------------------
+
+
+@pytest.fixture
+def serve_ad(samba_dc: SambaDC) -> Iterator[Callable[..., LiveServer]]:
+    """``serve``, on a Samba AD DC of the test's own (``samba_dc``, tests/conftest.py)."""
+    with live_servers(samba_dc) as start:
+        yield start
+
+
+@contextmanager
+def live_servers(directory: LabDirectory) -> Iterator[Callable[..., LiveServer]]:
+    """What ``serve`` does, for any lab directory: ``start(**env)`` serves a new app on it."""
+    running: list[tuple[BaseWSGIServer, threading.Thread, Flask]] = []
+
+    def start(**env: str) -> LiveServer:
+        server = make_server("127.0.0.1", 0, _starting, threaded=True)
+        url = f"http://127.0.0.1:{server.server_port}"
+        settings = settings_for(directory, SSPM_PUBLIC_BASE_URL=url, **env)
+        app = create_app(settings)
+        server.app = app
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sspm-live-{server.server_port}",
+            daemon=True,
+        )
+        thread.start()
+        running.append((server, thread, app))
+        return LiveServer(url=url, settings=settings, app=app)
+
+    try:
+        yield start
+    finally:
+        for server, thread, app in running:
+            server.shutdown()
+            thread.join()
+            server.server_close()
+            services_of(app).close()

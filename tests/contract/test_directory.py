@@ -178,9 +178,7 @@ class ActiveDirectoryLab(DirectoryLab):
         self.dc = dc
 
     def settings(self, **environ: str) -> Settings:
-        # settings_for reads ldaps_url, ca_file, service_dn and service_password, which a
-        # SambaDC has too; environ() then sets every directory key for AD.
-        return settings_for(self.dc, **{**self.dc.environ(), **environ})  # type: ignore[arg-type]
+        return settings_for(self.dc, **environ)
 
     def stop(self) -> None:
         self.dc.stop()
@@ -218,44 +216,6 @@ class ActiveDirectoryLab(DirectoryLab):
         match = re.search(r"^objectGUID: ([0-9a-f-]{36})$", found, re.MULTILINE)
         assert match, found
         return match.group(1)
-
-
-#: Accounts are put in their states (locked now, expiring in 5 days) when a snapshot is
-#: made; a lock lasts 30 minutes, so a long session takes a new snapshot now and then.
-SNAPSHOT_FRESH_FOR = timedelta(minutes=15)
-
-
-@pytest.fixture(scope="session")
-def samba_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[samba.SambaLine]:
-    """Fresh DCs, the next one starting while a test uses the current one.
-
-    The domain is provisioned once per machine (cached), put in its states once
-    per session (or per SNAPSHOT_FRESH_FOR).
-    """
-    made: list[samba.SambaSnapshot] = []
-
-    def current() -> samba.SambaSnapshot:
-        if not made or datetime.now(UTC) - made[-1].made_at > SNAPSHOT_FRESH_FOR:
-            made.append(
-                samba.make_snapshot(
-                    tmp_path_factory.mktemp("samba-snapshot"),
-                    cache=samba.default_cache(),
-                    addresses=made[-1].addresses if made else (),
-                    count=2,
-                )
-            )
-        return made[-1]
-
-    line = samba.SambaLine(current, tmp_path_factory.mktemp("samba"), max_runtime=600)
-    yield line
-    line.close()
-
-
-@pytest.fixture
-def samba_dc(samba_line: samba.SambaLine) -> Iterator[samba.SambaDC]:
-    dc = samba_line.take()
-    yield dc
-    dc.discard()
 
 
 #: Every real directory the contract runs against.

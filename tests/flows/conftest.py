@@ -20,6 +20,7 @@ from markupsafe import escape
 from werkzeug.test import TestResponse
 
 from lab import Pki, Slapd, start_slapd
+from lab.env import LabDirectory
 from sspm import create_app
 from sspm.messages import reason_text
 
@@ -110,14 +111,14 @@ AppFactory = Callable[..., Flask]
 
 @pytest.fixture
 def build_app() -> Iterator[AppFactory]:
-    """Build an app on a given slapd with some settings overridden.
+    """Build an app on a given lab directory (slapd or Samba) with some settings overridden.
 
     One app per test: the rate limiter's counters belong to the last app built.
     """
     built: list[Flask] = []
 
-    def build(slapd: Slapd, **environ: str) -> Flask:
-        app = create_app(settings_for(slapd, **environ))
+    def build(directory: LabDirectory, **environ: str) -> Flask:
+        app = create_app(settings_for(directory, **environ))
         built.append(app)
         return app
 

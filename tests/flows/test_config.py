@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
 
-from lab import Pki
+from lab import Pki, samba
 from sspm.settings import ROOT, ConfigError, Settings, load
 
 NO_ENV_FILE = Path("/nonexistent/.env")
@@ -100,3 +101,25 @@ def test_every_documented_key_is_in_the_example_and_the_example_has_no_other() -
     example = set(dotenv_values(ROOT / "config" / "example.env"))
     assert documented - example == set(), "keys missing from config/example.env"
     assert example - documented == set(), "keys in config/example.env that config/defaults.env does not document"
+
+
+def test_a_directory_kind_sspm_does_not_know_is_refused(environ: dict[str, str]) -> None:
+    environ["DIRECTORY_KIND"] = "edirectory"
+    message = refusal(environ)
+    assert "DIRECTORY_KIND" in message
+    assert "openldap" in message and "ad" in message
+
+
+def test_active_directory_needs_no_policy_entry(environ: dict[str, str]) -> None:
+    del environ["LDAP_POLICY_DN"]
+    environ.update(DIRECTORY_KIND="ad", LDAP_USER_FILTER=samba.USER_FILTER)
+    settings = load(env_file=NO_ENV_FILE, environ=environ)
+    assert settings.directory_kind == "ad"
+    assert settings.directory.policy_dn == ""
+
+
+@pytest.mark.parametrize("name", ["defaults.env", "example.env"])
+def test_the_documented_ad_user_filter_is_the_one_tested_against_a_real_dc(name: str) -> None:
+    text = (ROOT / "config" / name).read_text()
+    documented = re.findall(r"^#\s*LDAP_USER_FILTER=(.*sAMAccountName.*)$", text, re.MULTILINE)
+    assert documented == [samba.USER_FILTER]
