@@ -22,10 +22,7 @@ and temporary passwords, which can no longer bind.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from ldap3 import BASE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
 
-from connectors import ad_codes, ldapconn
+from connectors import ad_codes
 from connectors.directory import (
     Account,
     AccountStatus,
@@ -42,6 +39,15 @@ from connectors.directory import (
     Outcome,
     PasswordPolicy,
     Verdict,
+)
+from connectors.ldapbase import (
+    CONSTRAINT_VIOLATION,
+    INVALID_CREDENTIALS,
+    NO_SUCH_OBJECT,
+    SUCCESS,
+    UNWILLING_TO_PERFORM,
+    LdapDirectory,
+    raise_for,
 )
 from connectors.ldapconn import require_password
 from connectors.settings import DirectorySettings
@@ -83,14 +89,8 @@ _POLICY_ATTRIBUTES = [
     "lockoutDuration",
 ]
 
-# LDAP result codes this module reacts to.
-_SUCCESS = 0
+# An LDAP result code only this module reacts to.
 _SIZE_LIMIT_EXCEEDED = 4
-_CONSTRAINT_VIOLATION = 19
-_NO_SUCH_OBJECT = 32
-_INVALID_CREDENTIALS = 49
-_INSUFFICIENT_ACCESS = 50
-_UNWILLING_TO_PERFORM = 53
 
 _EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _INTERVALS_PER_MINUTE = 600_000_000  # of 100 ns
@@ -158,15 +158,11 @@ class _Found:
     attributes: dict[str, object]
 
 
-class ActiveDirectory:
+class ActiveDirectory(LdapDirectory):
     """The Directory contract for Active Directory."""
 
     def __init__(self, settings: DirectorySettings) -> None:
-        self._settings = settings
-        self._connections = ldapconn.Connections(settings)
-        self._policy: PasswordPolicy | None = None
-        self._policy_read_at = 0.0
-        self._policy_lock = threading.Lock()
+        super().__init__(settings)
         # The domain object holds the policy; by default, the DC= part of the base.
         self._domain_dn = settings.policy_dn or ",".join(
             part for part in settings.base_dn.split(",") if part.strip().upper().startswith("DC=")
@@ -178,16 +174,6 @@ class ActiveDirectory:
         self._decoy_parent = f"CN=sspm-no-such-account,{settings.base_dn}"
 
     # -- looking accounts up -------------------------------------------------
-
-    def check(self) -> None:
-        with self._connections.service() as conn:
-            conn.search(self._settings.base_dn, "(objectClass=*)", BASE, attributes=["1.1"])
-            if conn.result["result"] != _SUCCESS:
-                raise DirectoryMisconfigured(
-                    f"the service account cannot read LDAP_BASE_DN {self._settings.base_dn!r}: "
-                    f"{conn.result['description']}"
-                )
-        self.policy()
 
     def find_account(self, login: str) -> Account | None:
         found = self._find(login)
@@ -216,7 +202,7 @@ class ActiveDirectory:
         if code == _SIZE_LIMIT_EXCEEDED or len(entries) > 1:
             log.warning("directory lookup matched more than one account; treating it as none")
             return None
-        if code not in (_SUCCESS, _NO_SUCH_OBJECT):
+        if code not in (SUCCESS, NO_SUCH_OBJECT):
             raise DirectoryUnavailable(f"directory search failed ({conn.result['description']})")
         if not entries:
             return None
@@ -242,20 +228,18 @@ class ActiveDirectory:
     def verify_password(self, login: str, password: str) -> tuple[Account | None, Verdict]:
         require_password(password)
         found = self._find(login)
-        # A digest names the decoy: any login then makes a valid DN.
-        decoy = hashlib.sha256(login.strip().encode("utf-8", "surrogatepass")).hexdigest()
-        dn = found.account.dn if found else f"CN={decoy},{self._decoy_parent}"
+        dn = found.account.dn if found else self.decoy_dn(login, "CN")
         with self._connections.user(dn, password) as conn:
             conn.bind()
             result = conn.result
         code = result["result"]
         if found is None:  # whatever the decoy's bind said
-            if code not in (_SUCCESS, _INVALID_CREDENTIALS):
+            if code not in (SUCCESS, INVALID_CREDENTIALS):
                 raise DirectoryUnavailable(f"directory refused the bind ({result['description']})")
             return None, Verdict(Outcome.BAD_CREDENTIALS)
-        if code == _SUCCESS:
+        if code == SUCCESS:
             return found.account, Verdict(Outcome.OK, self._expires_in(found.attributes))
-        if code == _INVALID_CREDENTIALS:
+        if code == INVALID_CREDENTIALS:
             return found.account, Verdict(ad_codes.bind_outcome(str(result.get("message") or "")))
         raise DirectoryUnavailable(f"directory refused the bind ({result['description']})")
 
@@ -275,7 +259,7 @@ class ActiveDirectory:
             # old password and the user's policy, not an administrator's reset.
             conn.extend.microsoft.modify_password(account.dn, new, old)
             result = conn.result
-        if result["result"] == _SUCCESS:
+        if result["result"] == SUCCESS:
             return Outcome.OK
         return self._refusal(result, new, "change the password")
 
@@ -293,13 +277,13 @@ class ActiveDirectory:
         with self._connections.service() as conn:
             conn.modify(account.dn, changes)
             result = conn.result
-        if result["result"] == _SUCCESS:
+        if result["result"] == SUCCESS:
             return Outcome.OK
         return self._refusal(result, new, "reset the password")
 
     def _refusal(self, result: dict[str, object], new: str, doing: str) -> Outcome:
         """The outcome of a refused change or reset, or the error it is."""
-        if result.get("result") in (_CONSTRAINT_VIOLATION, _UNWILLING_TO_PERFORM):
+        if result.get("result") in (CONSTRAINT_VIOLATION, UNWILLING_TO_PERFORM):
             message = str(result.get("message") or "")
             outcome = ad_codes.change_refusal(message)
             if outcome is Outcome.TOO_WEAK and ad_codes.restriction_reason(message) is None:
@@ -307,7 +291,7 @@ class ActiveDirectory:
                 return Outcome.TOO_SHORT if len(new) < self.policy().min_length else outcome
             if outcome is not None:
                 return outcome
-        self._raise_for(result, doing)
+        raise_for(result, doing)
         raise DirectoryUnavailable(f"unexpected answer when trying to {doing}")
 
     # -- account standing ----------------------------------------------------
@@ -315,7 +299,7 @@ class ActiveDirectory:
     def _read(self, account: Account) -> dict[str, object]:
         with self._connections.service() as conn:
             conn.search(account.dn, "(objectClass=*)", BASE, attributes=_STATUS_ATTRIBUTES)
-            self._raise_for(conn.result, "read the account's status")
+            raise_for(conn.result, "read the account's status")
             return dict(conn.response[0]["attributes"]) if conn.response else {}
 
     def status(self, account: Account) -> AccountStatus:
@@ -345,22 +329,13 @@ class ActiveDirectory:
         with self._connections.service() as conn:
             # 0 lifts the lock and clears badPwdCount.
             conn.modify(account.dn, {"lockoutTime": [(MODIFY_REPLACE, ["0"])]})
-            self._raise_for(conn.result, "unlock the account")
+            raise_for(conn.result, "unlock the account")
         return Outcome.OK
-
-    def policy(self) -> PasswordPolicy:
-        with self._policy_lock:
-            if self._policy is not None and time.monotonic() - self._policy_read_at < POLICY_TTL_SECONDS:
-                return self._policy
-        policy = self._read_policy()
-        with self._policy_lock:
-            self._policy, self._policy_read_at = policy, time.monotonic()
-        return policy
 
     def _read_policy(self) -> PasswordPolicy:
         with self._connections.service() as conn:
             conn.search(self._domain_dn, "(objectClass=domain)", BASE, attributes=_POLICY_ATTRIBUTES)
-            if conn.result["result"] != _SUCCESS or not conn.response:
+            if conn.result["result"] != SUCCESS or not conn.response:
                 raise DirectoryMisconfigured(
                     f"cannot read the domain's password policy from {self._domain_dn!r} (LDAP_POLICY_DN): "
                     f"{conn.result['description']}"
@@ -382,16 +357,3 @@ class ActiveDirectory:
             lockout_threshold=threshold or None,
             lockout_minutes=duration // _INTERVALS_PER_MINUTE if threshold and duration else None,
         )
-
-    @staticmethod
-    def _raise_for(result: dict[str, object], doing: str) -> None:
-        code = result.get("result")
-        if code == _SUCCESS:
-            return
-        description = result.get("description")
-        if code in (_INSUFFICIENT_ACCESS, _NO_SUCH_OBJECT):
-            raise DirectoryMisconfigured(f"the service account may not {doing} ({description})")
-        raise DirectoryUnavailable(f"the directory could not {doing} ({description})")
-
-    def close(self) -> None:
-        self._connections.close()

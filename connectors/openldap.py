@@ -15,17 +15,14 @@ the user's own policy (history, length).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
 
-from connectors import ldapconn, ppolicy
+from connectors import ppolicy
 from connectors.directory import (
     Account,
     AccountStatus,
@@ -35,6 +32,16 @@ from connectors.directory import (
     PasswordPolicy,
     Verdict,
 )
+from connectors.ldapbase import (
+    CONSTRAINT_VIOLATION,
+    INVALID_CREDENTIALS,
+    NO_SUCH_ATTRIBUTE,
+    NO_SUCH_OBJECT,
+    SUCCESS,
+    UNWILLING_TO_PERFORM,
+    LdapDirectory,
+    raise_for,
+)
 from connectors.ldapconn import require_password
 from connectors.settings import DirectorySettings
 
@@ -43,8 +50,6 @@ log = logging.getLogger(__name__)
 PROXY_AUTHZ_OID = "2.16.840.1.113730.3.4.18"
 #: slapd's value for a lock that never expires: an administrator's "disable".
 PERMANENT_LOCK = "000001010000Z"
-#: How long the policy entry is trusted before it is read again.
-POLICY_TTL_SECONDS = 300.0
 
 _ACCOUNT_ATTRIBUTES = [
     "entryUUID",
@@ -72,16 +77,6 @@ _CHANGE_REFUSALS = {
     ppolicy.PolicyError.PASSWORD_IN_HISTORY: Outcome.IN_HISTORY,
     ppolicy.PolicyError.PASSWORD_TOO_YOUNG: Outcome.TOO_YOUNG,
 }
-
-# LDAP result codes this module reacts to.
-_SUCCESS = 0
-_CONSTRAINT_VIOLATION = 19
-_NO_SUCH_ATTRIBUTE = 16
-_NO_SUCH_OBJECT = 32
-_INVALID_CREDENTIALS = 49
-_INSUFFICIENT_ACCESS = 50
-_UNWILLING_TO_PERFORM = 53
-_AUTHORIZATION_DENIED = 123
 
 
 def parse_generalized_time(value: str) -> datetime:
@@ -116,30 +111,13 @@ def _proxy_control(dn: str) -> tuple[str, bool, bytes]:
     return (PROXY_AUTHZ_OID, True, b"dn:" + dn.encode("utf-8"))
 
 
-class OpenLdapDirectory:
+class OpenLdapDirectory(LdapDirectory):
     """The Directory contract for OpenLDAP + ppolicy."""
 
     def __init__(self, settings: DirectorySettings) -> None:
-        self._settings = settings
-        self._connections = ldapconn.Connections(settings)
-        self._policy: PasswordPolicy | None = None
-        self._policy_read_at = 0.0
-        self._policy_lock = threading.Lock()
-        # Binds for unknown users go to a DN that cannot exist, so they
-        # cost the directory a round trip just like a real wrong password.
-        self._decoy_parent = f"cn=sspm-no-such-account,{settings.base_dn}"
+        super().__init__(settings)
 
     # -- looking accounts up -------------------------------------------------
-
-    def check(self) -> None:
-        with self._connections.service() as conn:
-            conn.search(self._settings.base_dn, "(objectClass=*)", BASE, attributes=["1.1"])
-            if conn.result["result"] != _SUCCESS:
-                raise DirectoryMisconfigured(
-                    f"the service account cannot read LDAP_BASE_DN {self._settings.base_dn!r}: "
-                    f"{conn.result['description']}"
-                )
-        self.policy()
 
     def find_account(self, login: str) -> Account | None:
         login = login.strip()
@@ -163,7 +141,7 @@ class OpenLdapDirectory:
         if code == 4 or len(entries) > 1:  # sizeLimitExceeded: ambiguous, so nobody
             log.warning("directory lookup matched more than one account; treating it as none")
             return None
-        if code not in (_SUCCESS, _NO_SUCH_OBJECT):
+        if code not in (SUCCESS, NO_SUCH_OBJECT):
             raise DirectoryUnavailable(f"directory search failed ({conn.result['description']})")
         if not entries:
             return None
@@ -188,23 +166,20 @@ class OpenLdapDirectory:
     def verify_password(self, login: str, password: str) -> tuple[Account | None, Verdict]:
         require_password(password)
         account = self.find_account(login)
-        # A digest, not the typed text, names the decoy: any login then makes a valid DN
-        # (ldap3's escape_rdn leaves a NUL invalid, and a very long name is refused too).
-        decoy = hashlib.sha256(login.strip().encode("utf-8", "surrogatepass")).hexdigest()
-        dn = account.dn if account else f"uid={decoy},{self._decoy_parent}"
+        dn = account.dn if account else self.decoy_dn(login, "uid")
         with self._connections.user(dn, password) as conn:
             conn.bind(controls=[ppolicy.REQUEST])
             result = conn.result
         code = result["result"]
         response = ppolicy.from_result(result)
         error = response.error if response else None
-        if code == _SUCCESS:
+        if code == SUCCESS:
             if account is None:  # cannot happen with a decoy DN; refuse rather than trust it
                 return None, Verdict(Outcome.BAD_CREDENTIALS)
             if error is ppolicy.PolicyError.CHANGE_AFTER_RESET:
                 return account, Verdict(Outcome.MUST_CHANGE)
             return account, Verdict(Outcome.OK, response.time_before_expiration if response else None)
-        if code == _INVALID_CREDENTIALS:
+        if code == INVALID_CREDENTIALS:
             if account is not None and error is ppolicy.PolicyError.PASSWORD_EXPIRED:
                 return account, Verdict(Outcome.EXPIRED)
             if account is not None and error is ppolicy.PolicyError.ACCOUNT_LOCKED:
@@ -230,10 +205,10 @@ class OpenLdapDirectory:
             return self._modify_password_as(account, None, new)
         with self._connections.service() as conn:
             conn.extend.standard.modify_password(user=account.dn, new_password=new, controls=[ppolicy.REQUEST])
-            self._raise_for(conn.result, "reset the password")
+            raise_for(conn.result, "reset the password")
             # pwdMustChange sets it too, but only if the policy says so.
             conn.modify(account.dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]})
-            self._raise_for(conn.result, "mark the password as temporary")
+            raise_for(conn.result, "mark the password as temporary")
         return Outcome.OK
 
     def _modify_password_as(self, account: Account, old: str | None, new: str) -> Outcome:
@@ -246,16 +221,16 @@ class OpenLdapDirectory:
             )
             result = conn.result
         code = result["result"]
-        if code == _SUCCESS:
+        if code == SUCCESS:
             return Outcome.OK
-        if code == _UNWILLING_TO_PERFORM and old is not None:
+        if code == UNWILLING_TO_PERFORM and old is not None:
             return Outcome.BAD_CREDENTIALS
-        if code == _CONSTRAINT_VIOLATION:
+        if code == CONSTRAINT_VIOLATION:
             response = ppolicy.from_result(result)
             if response and response.error in _CHANGE_REFUSALS:
                 return _CHANGE_REFUSALS[response.error]
             return Outcome.TOO_WEAK
-        self._raise_for(result, "change the password")
+        raise_for(result, "change the password")
         raise DirectoryUnavailable("unexpected answer to a password change")
 
     # -- account standing ----------------------------------------------------
@@ -263,7 +238,7 @@ class OpenLdapDirectory:
     def status(self, account: Account) -> AccountStatus:
         with self._connections.service() as conn:
             conn.search(account.dn, "(objectClass=*)", BASE, attributes=_STATUS_ATTRIBUTES)
-            self._raise_for(conn.result, "read the account's status")
+            raise_for(conn.result, "read the account's status")
             attributes = conn.response[0]["attributes"] if conn.response else {}
         policy = self.policy()
         now = datetime.now(UTC)
@@ -296,25 +271,16 @@ class OpenLdapDirectory:
         with self._connections.service() as conn:
             # slapd drops pwdFailureTime along with the lock.
             conn.modify(account.dn, {"pwdAccountLockedTime": [(MODIFY_DELETE, [])]})
-            if conn.result["result"] != _NO_SUCH_ATTRIBUTE:  # absent: not locked, nothing to do
-                self._raise_for(conn.result, "unlock the account")
+            if conn.result["result"] != NO_SUCH_ATTRIBUTE:  # absent: not locked, nothing to do
+                raise_for(conn.result, "unlock the account")
         return Outcome.OK
-
-    def policy(self) -> PasswordPolicy:
-        with self._policy_lock:
-            if self._policy is not None and time.monotonic() - self._policy_read_at < POLICY_TTL_SECONDS:
-                return self._policy
-        policy = self._read_policy()
-        with self._policy_lock:
-            self._policy, self._policy_read_at = policy, time.monotonic()
-        return policy
 
     def _read_policy(self) -> PasswordPolicy:
         names = ["pwdMinLength", "pwdInHistory", "pwdMaxAge", "pwdMinAge", "pwdMaxFailure", "pwdLockout"]
         names.append("pwdLockoutDuration")
         with self._connections.service() as conn:
             conn.search(self._settings.policy_dn, "(objectClass=pwdPolicy)", BASE, attributes=names)
-            if conn.result["result"] != _SUCCESS or not conn.response:
+            if conn.result["result"] != SUCCESS or not conn.response:
                 raise DirectoryMisconfigured(
                     f"cannot read the password policy LDAP_POLICY_DN {self._settings.policy_dn!r}: "
                     f"{conn.result['description']}"
@@ -336,16 +302,3 @@ class OpenLdapDirectory:
             lockout_threshold=number("pwdMaxFailure") if lockout else None,
             lockout_minutes=duration // 60 if lockout and duration else None,
         )
-
-    @staticmethod
-    def _raise_for(result: dict[str, object], doing: str) -> None:
-        code = result.get("result")
-        if code == _SUCCESS:
-            return
-        description = result.get("description")
-        if code in (_INSUFFICIENT_ACCESS, _AUTHORIZATION_DENIED, _NO_SUCH_OBJECT):
-            raise DirectoryMisconfigured(f"the service account may not {doing} ({description})")
-        raise DirectoryUnavailable(f"the directory could not {doing} ({description})")
-
-    def close(self) -> None:
-        self._connections.close()
