@@ -9,6 +9,7 @@ every state (lab/seed.py, lab/samba.py); nothing here is faked or patched.
 from __future__ import annotations
 
 import abc
+import os
 import re
 import signal
 import ssl
@@ -238,12 +239,24 @@ def directory(lab: DirectoryLab) -> Directory:
 
 
 def established_connections_to(port: int) -> int:
-    """Client-side TCP connections to ``port`` that are open right now (Linux)."""
+    """This process's TCP connections to ``port`` that are open right now (Linux).
+
+    Only sockets this process owns count: another run on the machine (a
+    benchmark, a second DC) talking to the same port must not.
+    """
+    own = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            own.add(target[len("socket:[") : -1])
     count = 0
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-        if remote_port == port and fields[3] == "01":  # 01 = ESTABLISHED
+        if remote_port == port and fields[3] == "01" and fields[9] in own:  # 01 = ESTABLISHED
             count += 1
     return count
 
