@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from sspm import audit
 from sspm.messages import reason_text
 from sspm.state import StateUnavailable
+from sspm.web import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(429)
     def too_many(error: HTTPException) -> tuple[str, int]:
+        from sspm import services
+
+        # A refusal like any other: on the audit trail (by address; the typed name is not kept).
+        audit.record(services().store, request.endpoint or "unknown", "rate_limited", source_ip=client_ip())
         return _page(429, str(_l("Too many attempts")), reason_text("rate_limited"))
 
     @app.errorhandler(HTTPException)

@@ -7,7 +7,7 @@ from flask_babel import get_locale
 from werkzeug.wrappers import Response
 
 from connectors.directory import DirectoryError
-from sspm import services
+from sspm import audit, services
 from sspm.change.views import current_rules
 from sspm.limits import guarded, per_ip
 from sspm.messages import reason_text
@@ -62,6 +62,7 @@ def _start(purpose: str) -> tuple[str, int] | Response:
     if not _wants_new_image() and form.validate_on_submit():
         if not captcha.passes(the.state, form.captcha.data or ""):
             reason = "captcha_wrong"
+            audit.record(the.store, f"{purpose}_start", reason, source_ip=client_ip(), typed=form.username.data)
         else:
             try:
                 challenge = service.start(
@@ -103,6 +104,7 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
     if not _wants_new_image() and form.validate_on_submit():
         if not captcha.passes(the.state, form.captcha.data or ""):
             reason = "captcha_wrong"
+            audit.record(the.store, f"{current.purpose}_answers", reason, source_ip=client_ip(), typed=current.username)
         else:
             session.pop(_CHALLENGE, None)
             verdict = service.answer(

@@ -437,6 +437,9 @@ def test_a_wrong_captcha_is_refused_with_a_new_image(app: Flask, accounts: dict[
     assert again.status_code == 422
     assert says_reason(again.get_data(as_text=True), app, "captcha_wrong")
     assert visitor.post("/recovery/challenge", answer_fields(app, again, visitor, DEMO_ANSWERS)).status_code == 303
+    # Both refusals are on the audit trail.
+    refused = [(row.action, row.outcome) for row in audit_rows(app) if row.outcome == "captcha_wrong"]
+    assert refused == [("forgot_start", "captcha_wrong"), ("forgot_answers", "captcha_wrong")]
 
 
 def test_a_captcha_is_good_for_one_try_only(app: Flask, accounts: dict[str, SeedAccount]) -> None:

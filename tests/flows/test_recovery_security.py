@@ -278,7 +278,7 @@ def test_the_per_address_limit_on_starting_treats_known_and_unknown_names_alike(
     seed_enrolled(app, john)
     for name in ("achen", "nobody-1", "klee"):
         assert start(Visitor(app), "forgot", name).status_code == 303
-    issued = len(audit_rows(app))
+    issued = [row for row in audit_rows(app) if row.outcome == "challenge_issued"]
 
     pages = {}
     for name in (john.uid, "jsmyth"):
@@ -288,7 +288,14 @@ def test_the_per_address_limit_on_starting_treats_known_and_unknown_names_alike(
     assert pages[john.uid] == pages["jsmyth"]
     assert pages[john.uid][0] == 429
     assert says_reason(pages[john.uid][1], app, "rate_limited")
-    assert len(audit_rows(app)) == issued, "no challenge was made past the limit"
+    rows = audit_rows(app)
+    assert len([row for row in rows if row.outcome == "challenge_issued"]) == len(issued), (
+        "no challenge was made past the limit"
+    )
+    # Both refusals are on the audit trail, neither with the name that was typed.
+    limited = [row for row in rows if row.outcome == "rate_limited"]
+    assert len(limited) == 2
+    assert all(row.account_id is None and row.subject.startswith("unknown:") for row in limited)
     # Another address is not held back by this one.
     other = Visitor(app)
     other.client.environ_base["REMOTE_ADDR"] = "198.51.100.20"
