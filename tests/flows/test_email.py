@@ -37,8 +37,10 @@ from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS, seed_enrollment
 from lab.smtp import Mailbox
 from sspm.email.jobs import QUEUE
+from sspm.fields import MAX_USERNAME
 from sspm.settings import ConfigError
 from sspm.store import AuditEvent, EmailEvent, ResetToken, utcnow
+from tests.contract.test_directory import HOSTILE_LOGINS
 from tests.flows.conftest import (
     HTTPS_BASE_URL,
     NEW_PASSWORD,
@@ -584,3 +586,20 @@ def test_the_owner_is_told_what_happened_when_and_from_where_in_their_language(
             assert secret not in repr((queued.args, queued.kwargs))
     assert any(row.outcome == "sent" for row in audit_rows(app, f"email_{kind}"))
     assert {event.account_id for event in email_events(app)} == {account_id}
+
+
+@pytest.mark.parametrize("login", HOSTILE_LOGINS, ids=repr)
+def test_a_hostile_user_name_asking_for_a_reset_email_gets_the_ordinary_page_and_no_mail(
+    app: Flask, backing: Backing, login: str
+) -> None:
+    visitor = Visitor(app)
+    page = visitor.submit("/forgot/email", {"username": login})
+
+    if len(login) > MAX_USERNAME:
+        assert page.status_code == 422
+        return
+    assert page.status_code == 200
+    assert says(page, text_in(app, CHECK_EMAIL))
+    with app.app_context():
+        SimpleWorker([QUEUE], connection=services_of(app).state.redis).work(burst=True)
+    assert backing.mailbox.messages == []

@@ -31,11 +31,14 @@ from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
 from lab.redis import start_redis
 from sspm import create_app
+from sspm.fields import MAX_USERNAME
 from sspm.questions import normalise
+from tests.contract.test_directory import HOSTILE_LOGINS
 from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token, says, text_in
 from tests.flows.recovery_helpers import (
     WRONG,
     account_id,
+    answer,
     answer_fields,
     any_csrf_token,
     app_redis,
@@ -391,8 +394,8 @@ JOHNS_ANSWERS = {"childhood-street": "Maple Avenue", "first-job": "Paper round",
 def _picks() -> dict[str, str]:
     """John's answers as the enrollment form sends them."""
     fields = {}
-    for i, (question, answer) in enumerate(JOHNS_ANSWERS.items()):
-        fields |= {f"question_{i}": question, f"answer_{i}": answer}
+    for i, (question, reply) in enumerate(JOHNS_ANSWERS.items()):
+        fields |= {f"question_{i}": question, f"answer_{i}": reply}
     return fields
 
 
@@ -493,3 +496,25 @@ def test_with_redis_stopped_recovery_asks_to_try_again_and_works_once_redis_is_b
     finally:
         own.stop()
     assert verdict(directory, laura.uid, NEW_PASSWORD) is Outcome.OK
+
+
+@pytest.mark.parametrize("login", HOSTILE_LOGINS, ids=repr)
+def test_a_hostile_user_name_never_reaches_an_enrolled_account_through_recovery(
+    app: Flask, directory: Directory, accounts: dict[str, SeedAccount], login: str
+) -> None:
+    """Wildcards, filter syntax, NULs and DNs typed as a user name get decoys, never jsmith's questions."""
+    john = accounts["normal"]
+    seed_enrolled(app, john)
+    visitor = Visitor(app)
+
+    started = start(visitor, "forgot", login)
+
+    if len(login) > MAX_USERNAME:
+        assert started.status_code == 422  # refused by the form, before any lookup
+        return
+    assert started.status_code == 303
+    # Even answering with jsmith's real answers does not pass.
+    answered = answer(visitor, DEMO_ANSWERS)
+    assert answered.status_code == 422
+    assert says_reason(answered.get_data(as_text=True), app, "answers_refused")
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
