@@ -37,8 +37,13 @@ class Settings:
     default_language: str
     redis_url: str
     database_url: str
+    #: Where audit events are also sent as they happen (sspm.audit.ship_to); empty/None: nowhere.
+    audit_syslog: str
+    audit_json_file: Path | None
     limit_per_ip: str
     limit_per_account: str
+    #: Mail domains whose addresses key on their local part (SSPM_LOGIN_MAIL_DOMAINS; see sspm.logins).
+    login_mail_domains: tuple[str, ...]
     min_strength: int
     session_idle_minutes: int
     session_max_hours: int
@@ -54,6 +59,8 @@ class Settings:
     timezone: str
     smtp: SmtpSettings
     reset_link_minutes: int
+    #: How far the directory's clock may be from SSPM's (SSPM_CLOCK_SKEW_SECONDS).
+    clock_skew_seconds: int
     email_retry_seconds: tuple[int, ...]
     limit_email_per_account: str
     limit_email_per_ip: str
@@ -129,6 +136,9 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         connect_timeout=number("LDAP_CONNECT_TIMEOUT"),
         timeout=number("LDAP_TIMEOUT"),
         pool_size=number("LDAP_POOL_SIZE"),
+        max_calls=number("LDAP_MAX_CALLS"),
+        queue_timeout=number("LDAP_QUEUE_TIMEOUT"),
+        retry_after=number("LDAP_RETRY_AFTER"),
     )
     problems = directory.problems()
     if problems:
@@ -142,6 +152,10 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     for key in ("SSPM_REDIS_URL", "SSPM_DATABASE_URL"):
         if not text(key):
             raise ConfigError(f"{key} is not set")
+    audit_syslog = text("SSPM_AUDIT_SYSLOG")
+    syslog_ok = audit_syslog.startswith("/") or (audit_syslog.startswith("udp://") and urlsplit(audit_syslog).port)
+    if audit_syslog and not syslog_ok:
+        raise ConfigError(f"SSPM_AUDIT_SYSLOG must be udp://host:port or a socket path like /dev/log: {audit_syslog!r}")
     smtp_ca = text("SSPM_SMTP_CA_FILE")
     smtp = SmtpSettings(
         host=text("SSPM_SMTP_HOST"),
@@ -161,6 +175,9 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         retries = tuple(int(part) for part in text("SSPM_EMAIL_RETRY_SECONDS").split(",") if part.strip())
     except ValueError:
         raise ConfigError("SSPM_EMAIL_RETRY_SECONDS must be whole numbers separated by commas") from None
+    mail_domains = tuple(
+        d.strip().lower() for d in text("SSPM_LOGIN_MAIL_DOMAINS").split(",") if d.strip()
+    ) or _dns_domain(directory.base_dn)
     return Settings(
         secret_key=secret,
         public_base_url=base_url,
@@ -170,8 +187,11 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         default_language=default_language,
         redis_url=text("SSPM_REDIS_URL"),
         database_url=text("SSPM_DATABASE_URL"),
+        audit_syslog=audit_syslog,
+        audit_json_file=Path(text("SSPM_AUDIT_JSON_FILE")) if text("SSPM_AUDIT_JSON_FILE") else None,
         limit_per_ip=text("SSPM_LIMIT_PER_IP"),
         limit_per_account=text("SSPM_LIMIT_PER_ACCOUNT"),
+        login_mail_domains=mail_domains,
         min_strength=number("SSPM_MIN_STRENGTH"),
         session_idle_minutes=number("SSPM_SESSION_IDLE_MINUTES"),
         session_max_hours=number("SSPM_SESSION_MAX_HOURS"),
@@ -187,9 +207,16 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         timezone=text("SSPM_TIMEZONE") or "UTC",
         smtp=smtp,
         reset_link_minutes=number("SSPM_RESET_LINK_MINUTES"),
+        clock_skew_seconds=number("SSPM_CLOCK_SKEW_SECONDS"),
         email_retry_seconds=retries,
         limit_email_per_account=text("SSPM_LIMIT_EMAIL_PER_ACCOUNT"),
         limit_email_per_ip=text("SSPM_LIMIT_EMAIL_PER_IP"),
         directory_kind=text("DIRECTORY_KIND"),
         directory=directory,
     )
+
+
+def _dns_domain(base_dn: str) -> tuple[str, ...]:
+    """The DNS name the DC= parts of a DN spell ("ou=people,dc=partners,dc=example": partners.example)."""
+    parts = [rdn.split("=", 1)[1].strip().lower() for rdn in base_dn.split(",") if rdn.strip().lower().startswith("dc=")]
+    return (".".join(parts),) if parts else ()
