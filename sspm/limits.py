@@ -1,8 +1,19 @@
-"""Attempt limits, per client address and per typed user name.
+"""Attempt limits, per client address and per login.
 
-The per-name limit counts every attempt at a name, whether or not an
-account has it, so the limit itself never tells an account exists. The
-counters live in Redis (SSPM_REDIS_URL), shared by every app process, so a
+The per-name limit counts every attempt at a login, whether or not an
+account has it, so the limit itself never tells an account exists. It keys
+on the canonical login (sspm.logins), so ``ｊｓｍｉｔｈ``, ``JSMITH`` and
+``jsmith@partners.example`` are one name, and it is ONE bucket for every
+form that checks a password or proves who a user is (sign-in, change,
+re-confirming the password at enrollment, Forgot Password, Unlock Account):
+moving to another form, or to the phone entry, starts no new count.
+
+Reset emails have stricter limits of their own: per address, per canonical
+login, and, once the directory has named the account, per account id
+(:func:`email_allowed`), so that two logins of one account (its user name
+and its address, when they differ) cannot together flood its mailbox.
+
+The counters live in Redis (SSPM_REDIS_URL), shared by every app process, so a
 second process cannot be used to reset them. If Redis stops answering the
 limits fall back to per-process counters rather than locking everyone out
 of changing a password; the directory's own lockout still applies.
@@ -10,17 +21,24 @@ of changing a password; the directory's own lockout still applies.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse_many
+from redis.exceptions import RedisError
+
+from sspm import logins
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
 
 View = Callable[..., Any]
+
+#: The one bucket every password-checking form shares (Flask-Limiter's shared scope).
+NAME_SCOPE = "login"
+EMAIL_NAME_SCOPE = "email-login"
 
 
 def _per_ip() -> str:
@@ -31,10 +49,23 @@ def _per_account() -> str:
     return str(current_app.config["SSPM_SETTINGS"].limit_per_account)
 
 
-def _account_key() -> str:
-    # Hashed so the storage never holds user names in clear.
-    typed = request.form.get("username", "").strip().casefold()
-    return "account:" + hashlib.sha256(typed.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+def name_key(typed: str) -> str:
+    """The counter key of a typed login: its canonical form, hashed so Redis never holds a name."""
+    return "name:" + logins.digest(typed, current_app.config["SSPM_SETTINGS"].login_mail_domains)[:32]
+
+
+def _typed_key() -> str:
+    return name_key(request.form.get("username", ""))
+
+
+def _signed_in_key() -> str:
+    # Re-confirming the password at enrollment counts against the signed-in
+    # user's own name, in the bucket sign-in and change use for it.
+    from sspm import services
+    from sspm.sessions import current_user
+
+    user = current_user(services().state)
+    return name_key(user.username) if user else "name:nobody"
 
 
 def per_ip(view: View) -> View:
@@ -42,9 +73,21 @@ def per_ip(view: View) -> View:
     return limiter.limit(_per_ip, methods=["POST"], scope="ip")(view)
 
 
+def costly(view: View) -> View:
+    """Limit every request to a view per client address, GETs too: for a GET that costs CPU (the audio CAPTCHA)."""
+    return limiter.limit(_per_ip, scope="ip")(view)
+
+
 def guarded(view: View) -> View:
-    """Limit a view's POSTs per client address and per typed user name."""
-    return limiter.limit(_per_account, key_func=_account_key, methods=["POST"], scope="account")(per_ip(view))
+    """Limit a view's POSTs per client address and per typed login (the shared bucket)."""
+    name = limiter.shared_limit(_per_account, scope=NAME_SCOPE, key_func=_typed_key, methods=["POST"])
+    return name(per_ip(view))
+
+
+def guarded_signed_in(view: View) -> View:
+    """Like :func:`guarded`, for a form of a signed-in user that asks for the password but not the name."""
+    name = limiter.shared_limit(_per_account, scope=NAME_SCOPE, key_func=_signed_in_key, methods=["POST"])
+    return name(per_ip(view))
 
 
 def _email_per_ip() -> str:
@@ -58,7 +101,24 @@ def _email_per_account() -> str:
 def email_guarded(view: View) -> View:
     """Stricter limits for asking for an email, so SSPM cannot flood a mailbox."""
     view = limiter.limit(_email_per_ip, methods=["POST"], scope="email-ip")(view)
-    return limiter.limit(_email_per_account, key_func=_account_key, methods=["POST"], scope="email-account")(view)
+    return limiter.shared_limit(_email_per_account, scope=EMAIL_NAME_SCOPE, key_func=_typed_key, methods=["POST"])(view)
+
+
+def email_allowed(account_id: str | None, typed: str) -> bool:
+    """Count one reset email for an account (by id), or for an unknown login
+    (by its canonical form); False once over SSPM_LIMIT_EMAIL_PER_ACCOUNT.
+
+    Called for every request, known or not, so both cost the same counting.
+    The caller queues nothing past the limit but answers as usual: refusing
+    here would tell that this login and another are one account.
+    """
+    key = f"account:{account_id}" if account_id else name_key(typed)
+    try:
+        counted = [limiter.limiter.hit(item, "email-to", key) for item in parse_many(_email_per_account())]
+    except RedisError:
+        # The email queue lives in the same Redis: queueing fails next, and the user is told.
+        return True
+    return all(counted)
 
 
 def init_app(app: Flask) -> None:

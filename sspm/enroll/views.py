@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from sspm import services
 from sspm.enroll.forms import enroll_form
 from sspm.enroll.service import Pick, enroll, enrolled_questions
-from sspm.limits import per_ip
+from sspm.limits import guarded_signed_in
 from sspm.pages import explain, status_for
 from sspm.sessions import current_user, signed_in_required
 from sspm.web import client_ip, link, page
@@ -38,9 +38,10 @@ def index(mobile: bool) -> str:
 
 @page(bp, "/enroll/edit", methods=["GET", "POST"])
 @signed_in_required
-# Per address only: the form has no user name to count by (a per-name limit would
-# put every user in one bucket), and the directory's lockout counts wrong passwords.
-@per_ip
+# The password is re-confirmed here: per address, and per user in the one
+# per-name bucket sign-in and change count in (the form has no name field:
+# the signed-in user's own name is counted).
+@guarded_signed_in
 def edit(mobile: bool) -> tuple[str, int] | Response:
     the = services()
     settings = the.settings
