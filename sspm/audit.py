@@ -1,17 +1,93 @@
 """The audit trail: every attempt, success and refusal, in SSPM's store.
 
-A row says who (account id and user name when known), what, when, from
-which address and how it ended. Never a password or an answer; and never a
-raw typed user name for an unknown account, since that is often a password
-typed in the wrong box: a short digest stands in for it.
+A row says who acted (an ``Actor``), on which account (its immutable id,
+and its user name when known), what (one ``Action``), when, from which
+address, how it ended, and structured details. Never a password or an
+answer; and never a raw typed user name for an unknown account, since that
+is often a password typed in the wrong box: a short digest stands in for it.
+
+Rows are hash-chained (sspm.auditchain) so that editing, deleting or
+inserting one shows: ``python -m sspm audit verify``. Appends are
+serialised on the chain's head row, so several app processes and workers
+writing at once never fork the chain. An operator may also ship each event
+as it happens to syslog or a JSON-lines file, a copy out of reach of
+whoever can write to the database (``ship_to``).
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
+import logging
+import logging.handlers
+from collections.abc import Iterator, Mapping, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from connectors.directory import Account
-from sspm.store import AuditEvent, Store
+from sspm import auditchain, logins
+from sspm.actor import Actor
+from sspm.auditchain import GENESIS, Break, Entry, Head, Link, refuse_secrets, verify
+from sspm.store import AuditChainHead, AuditEvent, Store, utcnow
+
+#: The worker's pseudo-address, kept as the address of the rows its jobs write.
+WORKER = "worker"
+
+
+class Action(StrEnum):
+    """Everything the audit trail can say was attempted: one closed vocabulary.
+
+    The values are what the rows store (and what rows written before this
+    enum already say).
+    """
+
+    SIGN_IN = "sign_in"
+    CHANGE = "change"
+    ENROLL = "enroll"
+    RE_ENROLL = "re-enroll"
+    FORGOT_START = "forgot_start"
+    FORGOT_ANSWERS = "forgot_answers"
+    FORGOT_RESET = "forgot_reset"
+    UNLOCK_START = "unlock_start"
+    UNLOCK_ANSWERS = "unlock_answers"
+    UNLOCK = "unlock"
+    RESET_EMAIL_REQUEST = "reset_email_request"
+    RESET_BY_EMAIL = "reset_by_email"
+    EMAIL_RESET_LINK = "email_reset_link"
+    EMAIL_PASSWORD_CHANGED = "email_password_changed"  # noqa: S105 (an email's name, not a password)
+    EMAIL_PASSWORD_RESET = "email_password_reset"  # noqa: S105
+    EMAIL_ACCOUNT_UNLOCKED = "email_account_unlocked"
+    EMAIL_ENROLLED = "email_enrolled"
+    EMAIL_RE_ENROLLED = "email_re_enrolled"
+    #: Every signed-in session of an account ended (after a password was set); the outcome says how many.
+    SESSIONS_ENDED = "sessions_ended"
+    #: A request refused before any use case ran (a rate limit); the endpoint is in the details.
+    REQUEST = "request"
+
+    @classmethod
+    def recovery_start(cls, purpose: str) -> Action:
+        """Forgot Password or Unlock Account asked for: "forgot" or "unlock"."""
+        return {"forgot": cls.FORGOT_START, "unlock": cls.UNLOCK_START}[purpose]
+
+    @classmethod
+    def recovery_answers(cls, purpose: str) -> Action:
+        return {"forgot": cls.FORGOT_ANSWERS, "unlock": cls.UNLOCK_ANSWERS}[purpose]
+
+    @classmethod
+    def email(cls, kind: str) -> Action:
+        """An email of ``kind`` (sspm.email.jobs.SUBJECTS) sent, failed or not queued."""
+        return {
+            "reset_link": cls.EMAIL_RESET_LINK,
+            "password_changed": cls.EMAIL_PASSWORD_CHANGED,
+            "password_reset": cls.EMAIL_PASSWORD_RESET,
+            "account_unlocked": cls.EMAIL_ACCOUNT_UNLOCKED,
+            "enrolled": cls.EMAIL_ENROLLED,
+            "re_enrolled": cls.EMAIL_RE_ENROLLED,
+        }[kind]
 
 
 def subject_of(account: Account | None, typed: str | None, username: str | None = None) -> str:
@@ -19,28 +95,193 @@ def subject_of(account: Account | None, typed: str | None, username: str | None 
         return account.username
     if username:
         return username
-    digest = hashlib.sha256((typed or "").strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()
-    return f"unknown:{digest[:16]}"
+    # The canonical login's digest: every spelling of one name is one subject,
+    # so an operator can follow a guesser across ｊｓｍｉｔｈ, JSMITH and jsmith@.
+    return f"unknown:{logins.digest(typed or '', logins.app_mail_domains())[:16]}"
 
 
 def record(
     store: Store,
-    action: str,
+    action: Action,
     outcome: str,
     *,
-    source_ip: str,
+    source_ip: str | None = None,
     account: Account | None = None,
     account_id: str | None = None,
     username: str | None = None,
     typed: str | None = None,
+    actor: Actor | None = None,
+    details: Mapping[str, Any] | None = None,
+    session: Session | None = None,
 ) -> None:
+    """Append one event to the chain; the one writer of the audit trail.
+
+    Without ``actor``, an anonymous visitor at ``source_ip`` acted (the
+    worker's rows say ``source_ip="worker"``, a job). With ``session``, the
+    row is written in the caller's transaction, so it commits or rolls back
+    with the change it describes; that session must come from
+    ``store.session(immediate=True)``.
+    """
+    actor = actor or _default_actor(source_ip or "")
+    address = source_ip if source_ip is not None else actor.client_address
+    extra = dict(details or {})
+    refuse_secrets(extra)
+    fields = {
+        "at": utcnow(),
+        "actor_kind": actor.kind.value,
+        "actor_id": _cut(actor.id, 256),
+        "actor_role": _cut(actor.role, 64),
+        "action": Action(action).value,
+        "outcome": outcome[:64],
+        "account_id": account.id if account else account_id,
+        "subject": subject_of(account, typed, username)[:256],
+        "source_ip": address[:64],
+        "details": extra,
+    }
+    if session is None:
+        with store.session(immediate=True) as own:
+            row = _append(store, own, fields)
+        _ship(row)
+        return
+    if store.is_sqlite and not session.info.get("immediate"):
+        raise RuntimeError("audit.record in a caller's transaction needs store.session(immediate=True)")
+    row = _append(store, session, fields)
+    event.listen(session, "after_commit", lambda _session: _ship(row), once=True)
+
+
+def _default_actor(source_ip: str) -> Actor:
+    if source_ip == WORKER:
+        return Actor.job(WORKER)
+    return Actor.anonymous(source_ip)
+
+
+def _cut(value: str | None, length: int) -> str | None:
+    return value[:length] if value is not None else None
+
+
+def _append(store: Store, session: Session, fields: dict[str, Any]) -> AuditEvent:
+    """Add the row after the chain's head, holding the head until the transaction ends.
+
+    PostgreSQL: SELECT ... FOR UPDATE on the head row makes a second writer
+    wait, then read the head the first one left. SQLite: the transaction
+    began IMMEDIATE, so it holds the database's one write lock already.
+    """
+    head = _locked_head(store, session)
+    entry = Entry(seq=head.seq + 1, **fields)
+    mine = auditchain.digest(entry, head.digest)
+    row = AuditEvent(seq=entry.seq, prev_digest=head.digest, digest=mine, **fields)
+    session.add(row)
+    head.seq, head.digest = entry.seq, mine
+    session.flush()
+    return row
+
+
+def _locked_head(store: Store, session: Session) -> AuditChainHead:
+    head = session.get(AuditChainHead, 1, with_for_update=not store.is_sqlite, populate_existing=True)
+    if head is not None:
+        return head
+    # Only a database whose head row was deleted gets here: start again from
+    # the last row (``verify`` still reports the deletion). Two PostgreSQL
+    # writers could both see no head: one inserts it, the other's insert fails.
+    last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    head = AuditChainHead(id=1, seq=last.seq if last else 0, digest=last.digest if last else GENESIS)
+    session.add(head)
+    session.flush()
+    return head
+
+
+# -- verification --------------------------------------------------------------------------------------
+
+
+def link_of(row: AuditEvent) -> Link:
+    entry = Entry(
+        seq=row.seq,
+        at=row.at,
+        actor_kind=row.actor_kind,
+        actor_id=row.actor_id,
+        actor_role=row.actor_role,
+        action=row.action,
+        outcome=row.outcome,
+        account_id=row.account_id,
+        subject=row.subject,
+        source_ip=row.source_ip,
+        details=row.details or {},
+    )
+    return Link(row.id, entry, row.prev_digest, row.digest)
+
+
+class _StoreIndex:
+    """Finds rows by digest, only once a break is found: a full scan is fine then."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def with_digest(self, value: str) -> Sequence[Link]:
+        return [link_of(r) for r in self._session.scalars(select(AuditEvent).where(AuditEvent.digest == value))]
+
+    def with_prev(self, value: str) -> Sequence[Link]:
+        return [link_of(r) for r in self._session.scalars(select(AuditEvent).where(AuditEvent.prev_digest == value))]
+
+
+def check_chain(store: Store) -> tuple[int, Break | None]:
+    """How many rows the trail holds, and the first break in its chain (None: intact).
+
+    Streams the rows in chain order in one read transaction, so a trail of
+    millions of rows is walked in constant memory.
+    """
+    counted = 0
     with store.session() as session:
-        session.add(
-            AuditEvent(
-                action=action,
-                outcome=outcome,
-                account_id=account.id if account else account_id,
-                subject=subject_of(account, typed, username),
-                source_ip=source_ip[:64],
+        stored = session.get(AuditChainHead, 1)
+        head = Head(stored.seq, stored.digest) if stored else None
+
+        def links() -> Iterator[Link]:
+            nonlocal counted
+            rows = session.scalars(
+                select(AuditEvent).order_by(AuditEvent.seq, AuditEvent.id).execution_options(yield_per=1000)
             )
-        )
+            for row in rows:
+                counted += 1
+                yield link_of(row)
+                session.expunge(row)
+
+        found = verify(links(), head, _StoreIndex(session))
+    return counted, found
+
+
+# -- shipping to a separate system ----------------------------------------------------------------------
+
+_shipper = logging.getLogger("sspm.audit.events")
+_shipper.propagate = False
+
+
+def ship_to(syslog: str = "", json_file: Path | None = None) -> None:
+    """Send each event, once committed, to syslog and/or a JSON-lines file (ASVS 16.4.3).
+
+    ``syslog`` is ``udp://host:port`` or the path of a local socket
+    (``/dev/log``). Replaces what an earlier call set up; neither: off.
+    """
+    for handler in list(_shipper.handlers):
+        _shipper.removeHandler(handler)
+        handler.close()
+    if syslog:
+        if syslog.startswith("udp://"):
+            where = urlsplit(syslog)
+            address: str | tuple[str, int] = (where.hostname or "127.0.0.1", where.port or 514)
+        else:
+            address = syslog
+        to_syslog = logging.handlers.SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_AUTH)
+        to_syslog.setFormatter(logging.Formatter("sspm-audit: %(message)s"))
+        _shipper.addHandler(to_syslog)
+    if json_file is not None:
+        to_file = logging.FileHandler(json_file, encoding="utf-8", delay=True)
+        to_file.setFormatter(logging.Formatter("%(message)s"))
+        _shipper.addHandler(to_file)
+    _shipper.setLevel(logging.INFO if _shipper.handlers else logging.CRITICAL + 1)
+
+
+def _ship(row: AuditEvent) -> None:
+    if not _shipper.handlers:
+        return
+    link = link_of(row)
+    event_json = link.entry.as_dict() | {"prev": link.prev, "digest": link.digest}
+    _shipper.info(json.dumps(event_json, sort_keys=True, separators=(",", ":"), ensure_ascii=False))

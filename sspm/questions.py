@@ -56,15 +56,18 @@ class Catalogue:
     def offered(self, count: int) -> list[Question]:
         return [q for q in self.questions if q.offered][:count]
 
-    def decoys(self, secret: bytes, login: str, count: int, offered: int) -> list[Question]:
-        """Questions for a user name that has no enrollment.
+    def decoys(self, secret: bytes, key: str, count: int, offered: int) -> list[Question]:
+        """Questions for a login that has no enrollment.
 
-        Derived from the typed name with a server secret: the same name always
-        gets the same questions, as an enrolled user would, and nobody
-        without the secret can tell decoys from real ones. They are drawn
-        from the ``offered`` questions users choose from, as real ones are.
+        Derived from ``key`` with a server secret: the caller passes one key
+        for every spelling that reaches the same account (its immutable id),
+        or the same unknown name (its canonical form, sspm.logins), so the same
+        person always gets the same questions, as an enrolled user would, and
+        nobody without the secret can tell decoys from real ones. They are
+        drawn from the ``offered`` questions users choose from, as real ones are.
         """
-        seed = hmac.new(secret, b"decoy-questions:" + login.strip().casefold().encode(), hashlib.sha256).digest()
+        material = b"decoy-questions:" + key.encode("utf-8", "surrogatepass")
+        seed = hmac.new(secret, material, hashlib.sha256).digest()
         pool = self.offered(offered)
         return random.Random(seed).sample(pool, min(count, len(pool)))  # noqa: S311 - a stable shuffle, not a secret
 

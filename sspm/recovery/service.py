@@ -6,15 +6,15 @@ Three steps, each a plain function:
    deadline. Unknown, unenrolled and disabled accounts get a challenge too,
    built the same way with the same work, so nothing here tells them apart.
 2. ``answer``: one try per challenge; both answers are always checked; one
-   verdict. Failures count per typed user name, and past the limit every
-   answer fails (in the same words) until the window ends.
+   verdict. Failures count per account (per canonical login for an unknown
+   name), and past the limit every answer fails (in the same words) until
+   the window ends.
 3. ``reset`` / ``unlock``: only with the single-use pass that step 2 hands
    out, bound to the same browser.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import random
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from connectors.directory import Directory, DirectoryError, Outcome
-from sspm import audit, tokens
+from connectors.directory import Account, Directory, DirectoryError, Outcome
+from sspm import audit, logins
+from sspm.aftermath import after_password_set
 from sspm.email.outbox import Outbox
 from sspm.passwords import Rules, first_problem
 from sspm.questions import AnswerHasher, Catalogue
@@ -52,6 +53,8 @@ class RecoveryPolicy:
     decoy_secret: bytes
     #: How many questions users choose from (SSPM_QUESTIONS_OFFERED): decoys come from the same ones.
     offered: int
+    #: SSPM_LOGIN_MAIL_DOMAINS: an address there is keyed like its local part (sspm.logins).
+    mail_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,17 @@ class Verdict:
     purpose: str = ""
 
 
-def _failure_key(typed: str) -> str:
-    return hashlib.sha256(typed.strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()
+def _person_key(account: Account | None, account_id: str | None, typed: str, policy: RecoveryPolicy) -> str:
+    """Who a try is about, for decoys and failure counts, however the name was typed.
+
+    An account's immutable id when the directory found one (every spelling
+    that reaches it, user name or address, is one person), else the canonical
+    login, which folds exactly the spellings a lookup folds (sspm.logins).
+    """
+    found = account.id if account else account_id
+    if found:
+        return f"account:{found}"
+    return f"name:{logins.digest(typed, policy.mail_domains)}"  # hashed: Redis holds no typed name
 
 
 def _answers_of(store: Store, account_id: str) -> dict[str, str]:
@@ -86,6 +98,25 @@ def _answers_of(store: Store, account_id: str) -> dict[str, str]:
             select(Answer.question_id, Answer.answer_hash).where(Answer.account_id == account_id)
         ).all()
     return {question: digest for question, digest in rows}
+
+
+def question_pool(
+    directory: Directory, store: Store, catalogue: Catalogue, policy: RecoveryPolicy, typed: str
+) -> tuple[Account | None, list[str], bool]:
+    """The account a typed login reaches, the questions a challenge for it
+    draws from, and whether it may pass; raises DirectoryError.
+
+    The pool is the account's enrolled questions; for an account that has
+    none, or a name that has no account, it is a fixed set of decoys for that
+    person, so every spelling meets the same pool, as with a real enrollment.
+    """
+    account = directory.find_account(logins.spelling(typed))
+    pool = list(_answers_of(store, account.id if account else NO_ACCOUNT))
+    eligible = bool(account and pool and not account.disabled)
+    if not pool:
+        key = _person_key(account, None, typed, policy)
+        pool = [q.id for q in catalogue.decoys(policy.decoy_secret, key, policy.answered, policy.offered)]
+    return account, pool, eligible
 
 
 def start(
@@ -100,12 +131,8 @@ def start(
     source_ip: str,
 ) -> Challenge:
     """Make the challenge for a typed user name; raises DirectoryError if the directory is away."""
-    account = directory.find_account(typed)
-    enrolled = list(_answers_of(store, account.id if account else NO_ACCOUNT))
-    eligible = bool(account and enrolled and not account.disabled)
-    if not enrolled:
-        enrolled = [q.id for q in catalogue.decoys(policy.decoy_secret, typed, policy.answered, policy.offered)]
-    questions = random.SystemRandom().sample(enrolled, min(policy.asked, len(enrolled)))
+    account, pool, eligible = question_pool(directory, store, catalogue, policy, typed)
+    questions = random.SystemRandom().sample(pool, min(policy.asked, len(pool)))
     challenge = Challenge(
         id=secrets.token_urlsafe(24),
         purpose=purpose,
@@ -124,7 +151,14 @@ def start(
         "deadline": challenge.deadline,
     }
     state.put("challenge", challenge.id, record, policy.seconds + 60)
-    audit.record(store, f"{purpose}_start", "challenge_issued", source_ip=source_ip, account=account, typed=typed)
+    audit.record(
+        store,
+        audit.Action.recovery_start(purpose),
+        "challenge_issued",
+        source_ip=source_ip,
+        account=account,
+        typed=typed,
+    )
     return challenge
 
 
@@ -162,15 +196,15 @@ def answer(
     results = [hasher.verify(stored.get(q), a) for q, a in zip(record["questions"], given, strict=False)]
     late = time.time() > float(record["deadline"])
     # Per account when there is one, however its name was typed (user name, email,
-    # capitals); per typed name otherwise.
-    key = f"account:{account_id}" if account_id else _failure_key(record["typed"])
+    # capitals, fullwidth); per canonical login otherwise.
+    key = _person_key(None, account_id, record["typed"], policy)
     paused = state.count("recovery-failures", key) >= policy.max_failures
     if all(results) and record["eligible"] and not late and not paused:
         pass_id = secrets.token_urlsafe(24)
         state.put("pass", pass_id, {"purpose": purpose, "account_id": account_id}, PASS_TTL_SECONDS)
         audit.record(
             store,
-            f"{purpose}_answers",
+            audit.Action.recovery_answers(purpose),
             "ok",
             source_ip=source_ip,
             account_id=account_id,
@@ -182,7 +216,7 @@ def answer(
     outcome = "late" if late else "paused" if paused else "wrong_or_not_enrolled"
     audit.record(
         store,
-        f"{purpose}_answers",
+        audit.Action.recovery_answers(purpose),
         outcome,
         source_ip=source_ip,
         account_id=account_id,
@@ -195,6 +229,21 @@ def answer(
 def passed(state: State, pass_id: str, purpose: str) -> bool:
     record = state.get("pass", pass_id)
     return bool(record and record["purpose"] == purpose)
+
+
+def passed_account(directory: Directory, state: State, pass_id: str) -> Account | None:
+    """The account a live pass was won for, so the page's meter can know its names.
+
+    None when there is none or the directory is away: the page then checks
+    the names only when the form is sent.
+    """
+    record = state.get("pass", pass_id)
+    if not record or not record.get("account_id"):
+        return None
+    try:
+        return directory.get_account(record["account_id"])
+    except DirectoryError:
+        return None
 
 
 def reset(
@@ -225,12 +274,11 @@ def reset(
     except DirectoryError as exc:
         log.warning("directory unavailable at a reset: %s", exc)
         return "unavailable"
-    audit.record(store, "forgot_reset", outcome.value, source_ip=source_ip, account=account)
+    audit.record(store, audit.Action.FORGOT_RESET, outcome.value, source_ip=source_ip, account=account)
     if outcome is not Outcome.OK:
         return str(outcome.value)
     state.delete("pass", pass_id)
-    tokens.void_all(store, account.id)
-    outbox.notify(account, "password_reset", language, source_ip)
+    after_password_set(store, state, outbox, account, event="password_reset", source_ip=source_ip, language=language)
     return None
 
 
@@ -256,8 +304,8 @@ def unlock(
     except DirectoryError as exc:
         log.warning("directory unavailable at an unlock: %s", exc)
         return "unavailable"
-    audit.record(store, "unlock", outcome.value, source_ip=source_ip, account=account)
+    audit.record(store, audit.Action.UNLOCK, outcome.value, source_ip=source_ip, account=account)
     if outcome is not Outcome.OK:
         return str(outcome.value)
-    outbox.notify(account, "account_unlocked", language, source_ip)
+    after_password_set(store, state, outbox, account, event="account_unlocked", source_ip=source_ip, language=language)
     return None

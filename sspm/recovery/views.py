@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, session
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from connectors.directory import DirectoryError
 from sspm import audit, services
 from sspm.change.views import current_rules
-from sspm.limits import guarded, per_ip
+from sspm.limits import costly, guarded, per_ip
 from sspm.messages import reason_text
-from sspm.pages import explain, status_for
+from sspm.pages import explain, focus, status_for
+from sspm.passwords import user_inputs
 from sspm.recovery import captcha, service
-from sspm.recovery.forms import NewPasswordForm, StartForm, challenge_form
+from sspm.recovery.forms import ChallengeForm, NewPasswordForm, StartForm, challenge_form
 from sspm.recovery.service import RecoveryPolicy
 from sspm.web import client_ip, link, page
 
@@ -32,6 +34,7 @@ def recovery_policy() -> RecoveryPolicy:
         window_seconds=settings.recovery_window_minutes * 60,
         decoy_secret=current_app.secret_key.encode() if isinstance(current_app.secret_key, str) else b"",
         offered=settings.questions_offered,
+        mail_domains=settings.login_mail_domains,
     )
 
 
@@ -62,7 +65,9 @@ def _start(purpose: str) -> tuple[str, int] | Response:
     if not _wants_new_image() and form.validate_on_submit():
         if not captcha.passes(the.state, form.captcha.data or ""):
             reason = "captcha_wrong"
-            audit.record(the.store, f"{purpose}_start", reason, source_ip=client_ip(), typed=form.username.data)
+            audit.record(
+                the.store, audit.Action.recovery_start(purpose), reason, source_ip=client_ip(), typed=form.username.data
+            )
         else:
             try:
                 challenge = service.start(
@@ -85,7 +90,9 @@ def _start(purpose: str) -> tuple[str, int] | Response:
                 return redirect(link("recovery.challenge"), code=303)
     captcha.issue(the.state)
     form.captcha.data = ""
-    page_html = render_template("recovery/start.html", form=form, purpose=purpose, message=explain(form, reason))
+    message = explain(form, reason)
+    _keep_on_captcha(form)
+    page_html = render_template("recovery/start.html", form=form, purpose=purpose, message=message)
     return page_html, status_for(form, reason)
 
 
@@ -100,11 +107,19 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
     language = str(get_locale())
     texts = [the.catalogue.by_id[q].in_language(language) for q in current.questions]
     form = challenge_form(texts)
+    if current.remaining() == 0:
+        return _time_is_up(current, [str(field.data or "") for field in form.answers()])
     reason = None
     if not _wants_new_image() and form.validate_on_submit():
         if not captcha.passes(the.state, form.captcha.data or ""):
             reason = "captcha_wrong"
-            audit.record(the.store, f"{current.purpose}_answers", reason, source_ip=client_ip(), typed=current.username)
+            audit.record(
+                the.store,
+                audit.Action.recovery_answers(current.purpose),
+                reason,
+                source_ip=client_ip(),
+                typed=current.username,
+            )
         else:
             session.pop(_CHALLENGE, None)
             verdict = service.answer(
@@ -136,14 +151,46 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
             return redirect(link("recovery.new_password"), code=303)
     captcha.issue(the.state)
     form.captcha.data = ""
+    message = explain(form, reason)
+    _keep_on_captcha(form)
     page_html = render_template(
         "recovery/challenge.html",
         form=form,
         challenge=current,
         remaining=current.remaining(),
-        message=explain(form, reason),
+        message=message,
     )
     return page_html, status_for(form, reason)
+
+
+def _keep_on_captcha(form: StartForm | ChallengeForm) -> None:
+    """After "Show a new image" the keyboard stays by the CAPTCHA, not back at the top of the page."""
+    if _wants_new_image():
+        focus(form.captcha)
+
+
+def _time_is_up(current: service.Challenge, answers: list[str]) -> tuple[str, int]:
+    """Past the deadline nothing on the challenge page can succeed: say so, with a real "Start again" link.
+
+    The page's script says it too, but only this works without JavaScript
+    (or after a reload). Answers sent late are still judged by the service,
+    so they are refused, counted and audited like any other late answer.
+    """
+    the = services()
+    session.pop(_CHALLENGE, None)
+    if request.method == "POST" and not _wants_new_image():
+        verdict = service.answer(
+            the.store,
+            the.state,
+            the.hasher,
+            recovery_policy(),
+            challenge_id=current.id,
+            answers=answers,
+            source_ip=client_ip(),
+        )
+        return _gone(verdict.reason or "too_late", purpose=current.purpose, status=422)
+    service.abandon(the.state, current.id)
+    return _gone("too_late", purpose=current.purpose)
 
 
 @page(bp, "/recovery/new-password", methods=["GET", "POST"])
@@ -175,8 +222,14 @@ def new_password(mobile: bool) -> tuple[str, int] | Response:
             return redirect(link("recovery.done"), code=303)
     min_length = rules.min_length if rules else 8
     message = explain(form, reason, min_length=min_length)
+    account = service.passed_account(the.directory, the.state, pass_id)
     page_html = render_template(
-        "new_password.html", form=form, rules=rules, message=message, action=link("recovery.new_password")
+        "new_password.html",
+        form=form,
+        rules=rules,
+        message=message,
+        action=link("recovery.new_password"),
+        names=user_inputs(account) if account else None,
     )
     return page_html, status_for(form, reason)
 
@@ -199,8 +252,19 @@ def captcha_image() -> Response:
 
 
 @bp.route("/captcha/audio.wav")
-def captcha_audio() -> Response:
-    return _media(captcha.audio(services().state), "audio/wav")
+@costly
+def captcha_audio() -> Response | tuple[str, int, dict[str, str]]:
+    try:
+        clip = captcha.audio(services().state, str(get_locale()))
+    except captcha.AudioBusy:
+        # Said rather than queued: a request waiting its turn would hold a thread pages need.
+        title = _("Please try again in a few seconds")
+        text = _("The audio version is being made for someone else. Wait a few seconds, then choose it again.")
+        return render_template("error.html", title=title, text=text), 503, {"Retry-After": "5"}
+    response = _media(clip.wav if clip else None, "audio/wav")
+    if clip:
+        response.headers["Content-Language"] = clip.lang
+    return response
 
 
 def _media(body: bytes | None, mimetype: str) -> Response:

@@ -28,6 +28,7 @@ from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from lab.enrollment import seed_enrollment
 from sspm.messages import reason_text
+from sspm.recovery.service import question_pool
 from sspm.store import Answer, AuditEvent
 from tests.flows.conftest import Visitor, csrf_token
 
@@ -156,6 +157,21 @@ def start(visitor: Visitor, purpose: str, username: str, *, entry: str = "", que
         "action": "continue",
     }
     return visitor.post(path, fields)
+
+
+def pool_of(app: Flask, typed: str) -> set[str]:
+    """The questions a challenge for ``typed`` draws from: an account's enrolled
+    ones, or the fixed decoys of an account without them or of an unknown name.
+
+    Read from the service the start page calls, so that a test can say exactly
+    which questions a name may be asked, never by sampling random draws.
+    """
+    from sspm.recovery.views import recovery_policy
+
+    the = services_of(app)
+    with app.test_request_context("/"):
+        _, pool, _ = question_pool(the.directory, the.store, the.catalogue, recovery_policy(), typed)
+    return set(pool)
 
 
 def asked(app: Flask, page: TestResponse) -> list[str]:
