@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from connectors.directory import Account
 from sspm import audit, tokens
 from sspm.email import smtp
-from sspm.store import EmailEvent, Store, utcnow
+from sspm.store import AccountPreference, EmailEvent, Store, utcnow
 
 if TYPE_CHECKING:
     from sspm import Services
@@ -115,7 +115,9 @@ def _message(account: Account, kind: str, language: str, event_id: str, **values
     return message
 
 
-def _deliver(kind: str, account_id: str, event_id: str, build: Callable[[Services, Account], EmailMessage]) -> str:
+def _deliver(
+    kind: str, account_id: str, language: str, event_id: str, build: Callable[[Services, Account], EmailMessage]
+) -> str:
     the = _services()
     account = the.directory.get_account(account_id) if account_id else None
     if account is None or not account.email or account.disabled:
@@ -129,11 +131,31 @@ def _deliver(kind: str, account_id: str, event_id: str, build: Callable[[Service
             smtp.send(the.settings.smtp, message)
         except (SMTPException, OSError) as exc:
             audit.record(
-                the.store, f"email_{kind}", f"send_failed: {type(exc).__name__}", source_ip="worker", account=account
+                the.store,
+                audit.Action.email(kind),
+                f"send_failed: {type(exc).__name__}",
+                source_ip="worker",
+                account=account,
             )
             raise
-    audit.record(the.store, f"email_{kind}", "sent", source_ip="worker", account=account)
+    audit.record(the.store, audit.Action.email(kind), "sent", source_ip="worker", account=account)
+    _remember_language(the.store, account.id, language)
     return "sent"
+
+
+def _remember_language(store: Store, account_id: str, language: str) -> None:
+    """Keep the language of an account's last email, for emails nobody asked for (reminders).
+
+    Written by the worker as it sends, not by the request that asked: the
+    request for a reset email must cost the same whether or not an account
+    was found, and this write happens only when one was.
+    """
+    with store.session() as session:
+        preference = session.get(AccountPreference, account_id)
+        if preference is None:
+            session.add(AccountPreference(account_id=account_id, language=language))
+        elif preference.language != language:
+            preference.language = language
 
 
 def send_reset_link(account_id: str, language: str, event_id: str) -> str:
@@ -146,7 +168,7 @@ def send_reset_link(account_id: str, language: str, event_id: str) -> str:
             link = f"{the.settings.public_base_url}/reset?token={token}"
             return _message(account, "reset_link", language, event_id, link=link, minutes=minutes)
 
-        return _deliver("reset_link", account_id, event_id, build)
+        return _deliver("reset_link", account_id, language, event_id, build)
 
 
 def send_notification(account_id: str, kind: str, language: str, at: str, source_ip: str, event_id: str) -> str:
@@ -160,4 +182,4 @@ def send_notification(account_id: str, kind: str, language: str, at: str, source
                 when = babel_datetime(datetime.fromisoformat(at), "long")
             return _message(account, kind, language, event_id, when=when, source_ip=source_ip)
 
-        return _deliver(kind, account_id, event_id, build)
+        return _deliver(kind, account_id, language, event_id, build)

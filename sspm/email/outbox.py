@@ -49,21 +49,12 @@ class Outbox:
         self._enqueue(jobs.send_reset_link, account.id if account and eligible else "", language)
 
     def notify(self, account: Account, kind: str, language: str, source_ip: str) -> None:
-        """Queue "this just happened to your account"; remembers the language for next time."""
-        self.remember_language(account.id, language)
+        """Queue "this just happened to your account" (the worker remembers the language)."""
         try:
             self._enqueue(jobs.send_notification, account.id, kind, language, utcnow().isoformat(), source_ip)
         except EmailUnavailable as exc:
             log.warning("notification %s for %s not queued: %s", kind, account.id, exc)
-            audit.record(self._store, f"email_{kind}", "not_queued", source_ip=source_ip, account=account)
-
-    def remember_language(self, account_id: str, language: str) -> None:
-        with self._store.session() as session:
-            preference = session.get(AccountPreference, account_id)
-            if preference is None:
-                session.add(AccountPreference(account_id=account_id, language=language))
-            elif preference.language != language:
-                preference.language = language
+            audit.record(self._store, audit.Action.email(kind), "not_queued", source_ip=source_ip, account=account)
 
     def language_of(self, account_id: str, default: str) -> str:
         with self._store.session() as session:

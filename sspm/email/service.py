@@ -3,19 +3,35 @@
 Asking says the same thing whoever is named. Opening the link (a GET, as a
 mail scanner does) spends nothing; only the POST that sets the password
 spends the token.
+
+Opening the link trades its token for a random handle, which is all the
+browser keeps (its session cookie is signed, not encrypted: anyone who sees
+it can read it). Redis maps the handle to the token's digest for no longer
+than the link lives, and forgets it once the link is used or gone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
+import secrets
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from connectors.directory import Account, Directory, DirectoryError, Outcome
-from sspm import audit, tokens
+from sspm import audit, limits, logins, tokens
+from sspm.aftermath import after_password_set
 from sspm.email.jobs import RESET_PURPOSE
 from sspm.email.outbox import EmailUnavailable, Outbox
 from sspm.passwords import Rules, first_problem
-from sspm.store import Store
+from sspm.state import State
+from sspm.store import Store, utcnow
+from sspm.timing import pad_refusal
+
+#: Redis kind of an opened link: a handle's digest -> the token's digest.
+_OPENED = "reset-link"
 
 log = logging.getLogger(__name__)
 
@@ -23,22 +39,45 @@ log = logging.getLogger(__name__)
 def request_link(
     directory: Directory, store: Store, outbox: Outbox, *, typed: str, language: str, source_ip: str
 ) -> str | None:
-    """Queue a reset email if the name or address matches an account; None when queued."""
+    """Queue a reset email if the name or address matches an account; None when "queued".
+
+    Whoever is named, the request does the same work: one lookup, one count
+    against the per-account email limit, one job on the queue (a job that
+    sends nothing for an unknown name, a disabled or address-less account,
+    or an account over its limit), one audit row; and the answer leaves at
+    the same floor (sspm.timing). Whatever else an account costs (its
+    language remembered for later emails) is the worker's, off the request.
+    """
+    started = time.perf_counter()
     try:
-        account = directory.find_account(typed)
+        return _request_link(directory, store, outbox, typed=typed, language=language, source_ip=source_ip)
+    finally:
+        pad_refusal(started)
+
+
+def _request_link(
+    directory: Directory, store: Store, outbox: Outbox, *, typed: str, language: str, source_ip: str
+) -> str | None:
+    try:
+        account = directory.find_account(logins.spelling(typed))
     except DirectoryError as exc:
         log.warning("directory unavailable at a reset-email request: %s", exc)
         return "unavailable"
+    # Counted for unknown names too (by canonical login), so both cost the same.
+    allowed = limits.email_allowed(account.id if account else None, typed)
     try:
-        outbox.reset_link(account, language)
+        outbox.reset_link(account if allowed else None, language)
     except EmailUnavailable as exc:
         log.warning("reset email not queued: %s", exc)
-        audit.record(store, "reset_email_request", "not_queued", source_ip=source_ip, account=account, typed=typed)
+        audit.record(
+            store, audit.Action.RESET_EMAIL_REQUEST, "not_queued", source_ip=source_ip, account=account, typed=typed
+        )
         return "email_unavailable"
-    if account is not None:
-        outbox.remember_language(account.id, language)
-    outcome = "queued" if account and account.email and not account.disabled else "no_match"
-    audit.record(store, "reset_email_request", outcome, source_ip=source_ip, account=account, typed=typed)
+    if not allowed:
+        outcome = "rate_limited"
+    else:
+        outcome = "queued" if account and account.email and not account.disabled else "no_match"
+    audit.record(store, audit.Action.RESET_EMAIL_REQUEST, outcome, source_ip=source_ip, account=account, typed=typed)
     return None
 
 
@@ -48,19 +87,56 @@ class LinkResult:
     account: Account | None = None
 
 
-def account_for(directory: Directory, store: Store, token: str) -> Account | None:
-    """The account a live link belongs to, or None; spends nothing.
+def open_link(store: Store, state: State, token: str) -> str | None:
+    """The handle a browser keeps for an opened link; None if the link is not live.
 
-    A link issued before the password last changed (through SSPM or not) is void.
+    The handle lives in Redis only as long as the link has left to live.
     """
-    account_id = tokens.find(store, token, RESET_PURPOSE)
+    link = tokens.digest(token)
+    until = tokens.live_until(store, link, RESET_PURPOSE)
+    if until is None:
+        return None
+    handle = secrets.token_urlsafe(32)
+    state.put(_OPENED, _key(handle), {"link": link}, ttl=math.ceil((until - utcnow()).total_seconds()))
+    return handle
+
+
+def _key(handle: str) -> str:
+    # As for sessions: what Redis holds cannot be replayed as a cookie.
+    return hashlib.sha256(handle.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _link_of(state: State, handle: str) -> tokens.Digest | None:
+    record = state.get(_OPENED, _key(handle))
+    return tokens.Digest(record["link"]) if record else None
+
+
+def _account_of(directory: Directory, store: Store, link: tokens.Digest, clock_skew: timedelta) -> Account | None:
+    account_id = tokens.find(store, link, RESET_PURPOSE)
     if account_id is None:
         return None
     account = directory.get_account(account_id)
     if account is None or account.disabled:
         return None
     changed = directory.status(account).password_changed_at
-    return account if tokens.find(store, token, RESET_PURPOSE, changed_since=changed) else None
+    found = tokens.find(store, link, RESET_PURPOSE, changed_since=changed, clock_skew=clock_skew)
+    return account if found else None
+
+
+def account_for(
+    directory: Directory, store: Store, handle: str, *, state: State, clock_skew: timedelta
+) -> Account | None:
+    """The account an opened link belongs to, or None; spends nothing.
+
+    A link issued before the password last changed (through SSPM or not) is
+    void, and so is one issued too close to that change to tell which came
+    first (see tokens.outdated). A dead link's handle is forgotten.
+    """
+    link = _link_of(state, handle)
+    account = _account_of(directory, store, link, clock_skew) if link else None
+    if account is None:
+        state.delete(_OPENED, _key(handle))
+    return account
 
 
 def reset_with_link(
@@ -69,30 +145,35 @@ def reset_with_link(
     outbox: Outbox,
     rules: Rules,
     *,
-    token: str,
+    state: State,
+    handle: str,
     new: str,
     confirm: str,
     language: str,
     source_ip: str,
+    clock_skew: timedelta,
 ) -> LinkResult:
+    link = _link_of(state, handle)
     try:
-        account = account_for(directory, store, token)
-        if account is None:
+        account = _account_of(directory, store, link, clock_skew) if link else None
+        if link is None or account is None:
+            state.delete(_OPENED, _key(handle))
             return LinkResult("link_gone")
         problem = first_problem(new, confirm, "", rules, account)
         if problem is not None:
             return LinkResult(problem.value, account)
         # Spend first: of two requests racing with one link, one wins.
-        if not tokens.spend(store, token):
+        if not tokens.spend(store, link):
+            state.delete(_OPENED, _key(handle))
             return LinkResult("link_gone")
         outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
         log.warning("directory unavailable at a link reset: %s", exc)
         return LinkResult("unavailable")
-    audit.record(store, "reset_by_email", outcome.value, source_ip=source_ip, account=account)
+    audit.record(store, audit.Action.RESET_BY_EMAIL, outcome.value, source_ip=source_ip, account=account)
     if outcome is not Outcome.OK:
-        tokens.restore(store, token)  # refused by policy: the user may try another password
+        tokens.restore(store, link)  # refused by policy: the user may try another password
         return LinkResult(str(outcome.value), account)
-    tokens.void_all(store, account.id)
-    outbox.notify(account, "password_reset", language, source_ip)
+    state.delete(_OPENED, _key(handle))  # used: the handle opens nothing any more
+    after_password_set(store, state, outbox, account, event="password_reset", source_ip=source_ip, language=language)
     return LinkResult(None, account)
