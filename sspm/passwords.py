@@ -4,12 +4,18 @@ The directory's own policy (length, history) is the floor; SSPM adds what a
 directory cannot judge: a strength estimate (zxcvbn: its Rust port here,
 ~0.5 ms against ~5 ms for the pure-Python one, and the original JavaScript
 in the browser's meter) and "not built from your own name". The page's
-live meter mirrors these checks; this module is the one that decides.
+live meter (static/js/password.js) mirrors these checks; this module is the
+one that decides. To keep the two agreeing, the meter gets the very list
+:func:`user_inputs` returns (rendered into the page once the account is
+proven) and folds it with the same :func:`fold`, and both count length in
+code points.
 """
 
 from __future__ import annotations
 
 import enum
+import re
+import unicodedata
 from dataclasses import dataclass
 
 from zxcvbn_rs_py import zxcvbn
@@ -58,9 +64,48 @@ def strength(password: str, hints: list[str]) -> int:
     return int(zxcvbn(password[:_ESTIMATE_CHARS], hints).score)
 
 
+def fold(text: str) -> str:
+    """``text`` as the name rule compares it: compatibility forms, accents and case set aside.
+
+    "Éloïse", "ELOISE" and fullwidth "ｅｌｏｉｓｅ" all fold to "eloise", so a
+    password cannot get past the rule by dropping an accent. The meter runs
+    the same three steps in JavaScript (NFKD, drop every combining mark,
+    lower-case); ``lower()`` rather than ``casefold()`` because JavaScript has
+    no casefold, and the two sides must fold alike.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.category(c).startswith("M")).lower()
+
+
 def name_parts(account: Account) -> list[str]:
-    parts = [account.username, account.given_name, *account.display_name.split()]
-    return [p for p in parts if len(p) >= _MIN_NAME_PART]
+    """The user name whole, and each word of the given and display names.
+
+    Words are split at anything that is not a letter or digit, so a
+    hyphenated "Jean-Pierre" refuses "Pierre" too.
+    """
+    words = re.split(r"[\W_]+", f"{account.given_name} {account.display_name}")
+    parts: list[str] = []
+    seen: set[str] = set()
+    for part in (account.username.strip(), *words):
+        if len(part) >= _MIN_NAME_PART and fold(part) not in seen:
+            seen.add(fold(part))
+            parts.append(part)
+    return parts
+
+
+def user_inputs(account: Account) -> list[str]:
+    """The names zxcvbn is told about, as written and as folded.
+
+    Given to zxcvbn on both sides (here and, through the page, in the
+    meter), so that "3l0is3" is recognised as a form of "Éloïse" as well.
+    """
+    names = name_parts(account)
+    return names + [f for f in dict.fromkeys(fold(n) for n in names) if f not in names]
+
+
+def contains_name(password: str, names: list[str]) -> bool:
+    folded = fold(password)
+    return any(fold(name) in folded for name in names)
 
 
 def first_problem(new: str, confirm: str, old: str, rules: Rules, account: Account | None) -> Problem | None:
@@ -77,9 +122,8 @@ def first_problem(new: str, confirm: str, old: str, rules: Rules, account: Accou
         return Problem.TOO_SHORT
     if account is None:
         return None
-    names = name_parts(account)
-    folded = new.casefold()
-    if any(part.casefold() in folded for part in names):
+    names = user_inputs(account)
+    if contains_name(new, names):
         return Problem.CONTAINS_NAME
     if strength(new, names) < rules.min_strength:
         return Problem.TOO_WEAK

@@ -14,8 +14,9 @@ from sspm.enroll.service import enrolled_questions
 from sspm.limits import guarded
 from sspm.messages import reason_text
 from sspm.pages import explain, status_for
-from sspm.passwords import Rules
-from sspm.sessions import sign_in
+from sspm.passwords import Rules, user_inputs
+from sspm.sessions import current_user, sign_in
+from sspm.state import StateUnavailable
 from sspm.web import client_ip, link, page
 
 bp = Blueprint("change", __name__)
@@ -42,8 +43,10 @@ def form(mobile: bool) -> tuple[str, int] | Response:
     rules = current_rules()
     reason: str | None = None if rules else "unavailable"
     notice = None
+    #: The meter learns the account's names only once its password was proven here.
+    names: list[str] | None = None
     if not form.is_submitted():
-        form.username.data = request.args.get("username", "")[:256]
+        form.username.data = request.args.get("username", "")[:256] or _signed_in_username()
         arrived = request.args.get("reason")
         notice = reason_text(arrived) if arrived in _ARRIVED_BECAUSE else None
     if rules and form.validate_on_submit():
@@ -66,12 +69,22 @@ def form(mobile: bool) -> tuple[str, int] | Response:
             session[_DONE_KEY] = result.account.display_name
             return redirect(link("change.done"), code=303)
         reason = result.reason
+        names = user_inputs(result.account) if result.account else None
     min_length = rules.min_length if rules else 8
     message = explain(form, reason, min_length=min_length)
     page_html = render_template(
-        "change/form.html", form=form, rules=rules, reason=reason, message=message, notice=notice
+        "change/form.html", form=form, rules=rules, reason=reason, message=message, notice=notice, names=names
     )
     return page_html, status_for(form, reason)
+
+
+def _signed_in_username() -> str:
+    """A signed-in user (told at sign-in that the password expires soon) need not type it again."""
+    try:
+        user = current_user(services().state)
+    except StateUnavailable:  # the form must still work while Redis is away
+        return ""
+    return user.username if user else ""
 
 
 @page(bp, "/change/done")
@@ -81,8 +94,6 @@ def done(mobile: bool) -> str | Response:
     name = session.pop(_DONE_KEY, None)
     if name is None:
         return redirect(link("change.form"))
-    from sspm.sessions import current_user
-
     user = current_user(the.state)
     enrolled = bool(user and enrolled_questions(the.store, user.account_id))
     return render_template("change/done.html", name=name, enrolled=enrolled)

@@ -177,7 +177,7 @@ def test_the_meter_tells_weak_from_strong_as_the_user_types(
     page = open_page(live_server)
     page.goto("/change")
     strength = page.locator("#strength-text")
-    rules = {rule: page.locator(f'[data-rule="{rule}"]') for rule in ("length", "strength", "name", "different")}
+    rules = {rule: page.locator(f'[data-rule="{rule}"]') for rule in ("length", "strength", "different")}
     met = re.compile(r"\brule-met\b")
 
     tab_to(page, "new")
@@ -191,6 +191,8 @@ def test_the_meter_tells_weak_from_strong_as_the_user_types(
     expect(strength).to_have_text(re.compile(r"^Strength: (Strong|Very strong)$"))
     for item in rules.values():
         expect(item).to_have_class(met)
+    # Whose names to look for is known only once the old password is proven (test_meter_browser.py).
+    expect(page.locator('[data-rule="name"]')).to_have_attribute("data-state", "pending")
 
 
 def test_without_javascript_the_form_still_works(
