@@ -4,6 +4,11 @@ The browser's cookie holds only a random handle (signed by Flask); the
 record it points at lives in Redis under a digest of that handle. Signing
 in clears the cookie session and issues a new handle (no fixation); signing
 out deletes the record, so a copied cookie is worthless afterwards.
+
+Each record is also listed under its account's immutable id, so that when
+the password is set, or the account unlocked, by whatever path,
+``end_all`` ends every session of that account at once: whoever was signed
+in with the old password is signed out at their next request.
 """
 
 from __future__ import annotations
@@ -44,12 +49,15 @@ def _limits() -> tuple[int, int]:
 
 
 def sign_in(state: State, account: Account) -> None:
-    idle, _ = _limits()
+    idle, absolute = _limits()
     # A session this browser already had ends here, not at its timeout.
     sign_out(state)
     handle = secrets.token_urlsafe(32)
     record = {"account_id": account.id, "username": account.username, "display_name": account.display_name}
-    state.put(_KIND, _digest(handle), {**record, "started": time.time()}, ttl=idle)
+    # No session outlives the absolute limit, so neither need the account's list of them.
+    state.put_listed(
+        _KIND, _digest(handle), {**record, "started": time.time()}, ttl=idle, owner=account.id, list_ttl=absolute
+    )
     session[_HANDLE] = handle
     g.pop("signed_in", None)
 
@@ -67,7 +75,7 @@ def current_user(state: State) -> SignedIn | None:
             state.touch(_KIND, _digest(handle), idle)
             user = SignedIn(record["account_id"], record["username"], record["display_name"], float(record["started"]))
         elif record:
-            state.delete(_KIND, _digest(handle))
+            state.delete_one_listed(_KIND, _digest(handle), owner=str(record["account_id"]))
     g.signed_in = user
     return user
 
@@ -75,9 +83,19 @@ def current_user(state: State) -> SignedIn | None:
 def sign_out(state: State) -> None:
     handle = session.get(_HANDLE)
     if isinstance(handle, str):
-        state.delete(_KIND, _digest(handle))
+        record = state.get(_KIND, _digest(handle))
+        if record is not None:
+            state.delete_one_listed(_KIND, _digest(handle), owner=str(record["account_id"]))
     session.clear()
     g.signed_in = None
+
+
+def end_all(state: State, account_id: str) -> int:
+    """End every session of an account, wherever it was opened; how many there were.
+
+    Plain Python (no request needed): the use cases that set a password call it.
+    """
+    return state.delete_listed(_KIND, account_id)
 
 
 def signed_in_required(view: Callable[..., Any]) -> Callable[..., Any]:

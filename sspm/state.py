@@ -13,6 +13,16 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
+#: KEYS[1] a list (a set of keys, without their prefix), ARGV[1] that prefix.
+_DELETE_LISTED = """
+local ended = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    ended = ended + redis.call('DEL', ARGV[1] .. key)
+end
+redis.call('DEL', KEYS[1])
+return ended
+"""
+
 
 class StateUnavailable(Exception):
     """Redis could not be reached: nothing was recorded, the user tries again."""
@@ -46,6 +56,45 @@ class State:
 
     def delete(self, kind: str, key: str) -> None:
         self._call(self.redis.delete, self._key(kind, key))
+
+    # -- values listed under an owner, to be found (and ended) together ----------------------
+
+    def put_listed(self, kind: str, key: str, value: dict[str, Any], ttl: int, *, owner: str, list_ttl: int) -> None:
+        """``put``, and list ``key`` under ``owner`` so that ``delete_listed`` finds it.
+
+        ``list_ttl`` must be at least as long as any value listed can live: the
+        list is then never gone before what it lists. It is set again at each
+        new entry, so it always covers the newest one.
+        """
+        listed = self._key(f"{kind}-of", owner)
+        try:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._key(kind, key), json.dumps(value), ex=max(1, ttl))
+                pipe.sadd(listed, key)
+                pipe.expire(listed, max(1, list_ttl))
+                pipe.execute()
+        except RedisError as exc:
+            raise StateUnavailable(str(exc)) from None
+
+    def delete_one_listed(self, kind: str, key: str, *, owner: str) -> None:
+        """Delete one value and take it off its owner's list (an emptied list is gone with it)."""
+        try:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key(kind, key))
+                pipe.srem(self._key(f"{kind}-of", owner), key)
+                pipe.execute()
+        except RedisError as exc:
+            raise StateUnavailable(str(exc)) from None
+
+    def delete_listed(self, kind: str, owner: str) -> int:
+        """Delete every value listed under ``owner``, and the list; how many still existed.
+
+        One script, so a value listed while this runs is either deleted now
+        or stays listed for the next time, never left alive off the list.
+        """
+        script = self.redis.register_script(_DELETE_LISTED)
+        prefix = self._key(kind, "")
+        return int(self._call(script, keys=[self._key(f"{kind}-of", owner)], args=[prefix]))
 
     def touch(self, kind: str, key: str, ttl: int) -> None:
         self._call(self.redis.expire, self._key(kind, key), max(1, ttl))

@@ -18,9 +18,11 @@ from connectors.directory import (
     DirectoryMisconfigured,
     Outcome,
 )
-from sspm import audit, tokens
+from sspm import audit
+from sspm.aftermath import after_password_set
 from sspm.email.outbox import Outbox
 from sspm.passwords import Rules, first_problem
+from sspm.state import State
 from sspm.store import Store
 from sspm.timing import pad_refusal
 
@@ -44,6 +46,7 @@ def change_password(
     store: Store,
     rules: Rules,
     *,
+    state: State,
     username: str,
     old: str,
     new: str,
@@ -71,7 +74,9 @@ def change_password(
         account, verdict = directory.verify_password(username, old)
         if account is None or not verdict.password_proven:
             pad_refusal(started)
-            audit.record(store, "change", verdict.outcome.value, source_ip=source_ip, account=account, typed=username)
+            audit.record(
+                store, audit.Action.CHANGE, verdict.outcome.value, source_ip=source_ip, account=account, typed=username
+            )
             return ChangeResult(Outcome.BAD_CREDENTIALS.value)
         late = first_problem(new, confirm, old, rules, account)
         if late is not None:
@@ -83,10 +88,9 @@ def change_password(
     except DirectoryError as exc:
         log.warning("directory unavailable while changing a password: %s", exc)
         return ChangeResult("unavailable")
-    audit.record(store, "change", outcome.value, source_ip=source_ip, account=account)
+    audit.record(store, audit.Action.CHANGE, outcome.value, source_ip=source_ip, account=account)
     if outcome is not Outcome.OK:
         return ChangeResult(outcome.value, account)
     log.info("password changed for account %s (was %s)", account.id, verdict.outcome.value)
-    tokens.void_all(store, account.id)
-    outbox.notify(account, "password_changed", language, source_ip)
+    after_password_set(store, state, outbox, account, event="password_changed", source_ip=source_ip, language=language)
     return ChangeResult(None, account)

@@ -54,6 +54,7 @@ def form(mobile: bool) -> tuple[str, int] | Response:
             the.directory,
             the.store,
             rules,
+            state=the.state,
             username=form.username.data or "",
             old=form.current.data or "",
             new=form.new.data or "",

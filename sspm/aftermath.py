@@ -1,0 +1,57 @@
+"""What follows a password being set, whichever page set it: the one place.
+
+A new password is set three ways (Change Password, Forgot Password by the
+questions, Forgot Password by an emailed link), and an account is unlocked
+by the questions; each is a moment the account's owner takes it back from
+whoever else may have had it. So each must close every way in that was
+open before: links emailed earlier, and sessions signed in with the old
+password on any machine. Kept in one function so that no path (nor the
+next one written) can forget a step: the steps were once repeated in each
+service, and the sessions step was missing from all of them.
+
+An unlock counts as well, though the password stays: the owner just proved
+who they are without it, after someone (perhaps not them) used up the
+wrong-password attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from connectors.directory import Account
+from sspm import audit, sessions, tokens
+from sspm.email.outbox import Outbox
+from sspm.state import State, StateUnavailable
+from sspm.store import Store
+
+log = logging.getLogger(__name__)
+
+#: The notification the owner gets, which also says what happened.
+Event = Literal["password_changed", "password_reset", "account_unlocked"]
+
+
+def after_password_set(
+    store: Store,
+    state: State,
+    outbox: Outbox,
+    account: Account,
+    *,
+    event: Event,
+    source_ip: str,
+    language: str,
+) -> None:
+    """Void older links, end every session of the account, tell its owner; audit it.
+
+    Called only once the directory confirmed. Nothing here undoes that: if
+    Redis is away the sessions cannot be ended (nor used) now, which is
+    logged and audited, and the user is still told the truth: it is done.
+    """
+    tokens.void_all(store, account.id)
+    try:
+        ended = str(sessions.end_all(state, account.id))
+    except StateUnavailable as exc:
+        log.warning("sessions of account %s not ended (%s): %s", account.id, event, exc)
+        ended = "not_ended"
+    audit.record(store, audit.Action.SESSIONS_ENDED, ended, source_ip=source_ip, account=account)
+    outbox.notify(account, event, language, source_ip)
