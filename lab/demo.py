@@ -33,7 +33,7 @@ from lab import samba
 from lab.enrollment import DEMO_ANSWERS, seed_enrollment
 from lab.env import sspm_environ
 from lab.redis import start_redis
-from lab.seed import DEMO_ACCOUNTS
+from lab.seed import DEMO_ACCOUNTS, MAIL_DOMAIN, PEOPLE_DN
 from lab.slapd import Slapd, start_slapd
 from lab.smtp import start_smtp
 from sspm.questions import AnswerHasher, Catalogue
@@ -117,6 +117,59 @@ def _answers_table() -> str:
     return "\n".join(f"  {catalogue.by_id[q].in_language('en'):<45} {a}" for q, a in DEMO_ANSWERS.items())
 
 
+#: The account the printed example commands look at.
+_EXAMPLE_UID = "jsmith"
+
+
+def directory_facts(directory: Slapd | samba.SambaDC) -> str:
+    """Where the demo's directory is and how to look in it, as printed by the demo.
+
+    A user who changed a password or locked an account wants to see it in
+    the directory itself: this says the ports, the CA, the DNs and the
+    accounts to bind with, then gives commands (ldap-utils) that work as
+    printed; tests/flows/test_demo_output.py runs them.
+    """
+    example = next(a for a in DEMO_ACCOUNTS if a.uid == _EXAMPLE_UID)
+    if isinstance(directory, samba.SambaDC):
+        user_dn = samba.person_dn(example)
+        rows = [
+            ("LDAPS", directory.ldaps_url),
+            ("plain LDAP", f"ldap://{directory.address}:389 (binds with a password need StartTLS: -ZZ)"),
+            ("CA file", str(directory.ca_file)),
+            ("base DN", directory.domain_dn),
+            ("users under", directory.people_dn),
+            ("user DN", f"CN=<given name> <surname>,{directory.people_dn}, e.g. {user_dn}"),
+            ("", f"(a user may also bind as <user name>@{MAIL_DOMAIN})"),
+            ("service account", f"{directory.service_dn}, password {directory.service_password}"),
+            ("administrator", f"{directory.admin_dn}, password {directory.admin_password}"),
+        ]
+        plain = f"LDAPTLS_CACERT={directory.ca_file} ldapsearch -x -LLL -ZZ -H ldap://{directory.address}:389"
+        state = "pwdLastSet lockoutTime badPwdCount msDS-UserPasswordExpiryTimeComputed"
+    else:
+        user_dn = f"uid={example.uid},{PEOPLE_DN}"
+        rows = [
+            ("LDAPS", directory.ldaps_url),
+            ("plain LDAP", directory.ldap_url),
+            ("CA file", str(directory.ca_file)),
+            ("base DN", directory.base_dn),
+            ("users under", PEOPLE_DN),
+            ("user DN", f"uid=<user name>,{PEOPLE_DN}, e.g. {user_dn}"),
+            ("service account", f"{directory.service_dn}, password {directory.service_password}"),
+            ("root DN", f"{directory.root_dn}, password {directory.root_password}"),
+        ]
+        plain = f"ldapsearch -x -LLL -H {directory.ldap_url}"
+        state = "pwdChangedTime pwdAccountLockedTime pwdFailureTime pwdReset"
+    table = "\n".join(f"  {name:<16} {value}" for name, value in rows)
+    return (
+        f"{table}\n"
+        f"Sign in as {example.uid} (plain LDAP) and read the entry:\n"
+        f"  {plain} -D '{user_dn}' -w '{example.password}' -b '{user_dn}' -s base cn\n"
+        f"See {example.uid}'s password state (LDAPS, as SSPM's service account):\n"
+        f"  LDAPTLS_CACERT={directory.ca_file} ldapsearch -x -LLL -H {directory.ldaps_url} "
+        f"-D '{directory.service_dn}' -w '{directory.service_password}' -b '{user_dn}' -s base {state}"
+    )
+
+
 def _accounts_table() -> str:
     rows = [f"  {'user name':<10} {'password':<26} state"]
     rows += [f"  {a.uid:<10} {a.password:<26} {_STATE_TEXT[a.state]}" for a in DEMO_ACCOUNTS]
@@ -162,6 +215,8 @@ def main() -> int:
             f"\nSSPM demo: PARTNERS directory ({_DIRECTORY_NAMES[args.directory]}) at {directory.ldaps_url}, "
             f"Redis at {redis.url}, data in {data}\n"
             f"Open {base_url}/ (phone layout: {base_url}/m)\n\n"
+            f"The directory, to see for yourself what happened in it:\n"
+            f"{directory_facts(directory)}\n\n"
             f"Demo accounts (passwords as seeded; a password you change stays changed; "
             f"rm -r {data.relative_to(ROOT)} to reseed):\n"
             f"{_accounts_table()}\n\n"
