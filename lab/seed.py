@@ -28,6 +28,7 @@ STATES = ("normal", "temporary", "expired", "locked", "disabled", "expiring")
 MAX_AGE = timedelta(days=90)
 EXPIRE_WARNING = timedelta(days=14)
 EXPIRES_IN = timedelta(days=5)  # "expiring" accounts: inside EXPIRE_WARNING
+SET_BEFORE = timedelta(days=1)  # when the other accounts' passwords were set
 MAX_FAILURE = 5
 BENCH_PASSWORD = "Bench-Lantern-Quarry-2024"
 
@@ -160,7 +161,9 @@ authzTo: dn.regex:^uid=[^,]+,{PEOPLE_DN}$
 
 def _person(a: SeedAccount, now: datetime) -> list[tuple[str, str]]:
     age = {"expired": timedelta(days=365), "expiring": MAX_AGE - EXPIRES_IN}
-    changed = now - age.get(a.state, timedelta(0))
+    # Set the day before, as in life: a password stamped the very second a test
+    # starts would void the links sent in its first seconds (sspm.tokens.outdated).
+    changed = now - age.get(a.state, SET_BEFORE)
     attrs = [
         ("dn", a.dn),
         ("objectClass", "inetOrgPerson"),

@@ -4,6 +4,17 @@ A token is 256 random bits; only its SHA-256 is stored (a slow hash buys
 nothing against a random secret), bound to one account and one purpose.
 Issuing a new one voids the older ones; so does any password change; a
 token is spent by the one request that uses it.
+
+Past the moment a link is opened, SSPM handles only the digest (``Digest``,
+so the type checker keeps raw tokens and digests apart): the raw token
+then exists only in the email.
+
+A password change outside SSPM is seen through the directory's own
+timestamp (pwdChangedTime, pwdLastSet), which OpenLDAP keeps in whole
+seconds and which comes from the directory host's clock, not ours. A link
+is void unless it was issued clearly after that change could have happened
+(``outdated``): the doubt goes against the link, since a user can always
+ask for a new one.
 """
 
 from __future__ import annotations
@@ -11,14 +22,33 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import NewType
 
 from sqlalchemy import select, update
 
 from sspm.store import ResetToken, Store, utcnow
 
+#: A token's SHA-256, as stored; what SSPM holds on to once a link is opened.
+Digest = NewType("Digest", str)
+#: The coarsest time a directory stamps a password change with (pwdChangedTime).
+DIRECTORY_RESOLUTION = timedelta(seconds=1)
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+def digest(token: str) -> Digest:
+    return Digest(hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+def outdated(issued_at: datetime, changed_at: datetime | None, clock_skew: timedelta) -> bool:
+    """Whether a password change stamped ``changed_at`` may have come after a link issued at ``issued_at``.
+
+    A change stamped T (whole seconds, the directory's clock) happened
+    somewhere in [T, T + 1 s) on a clock up to ``clock_skew`` away from
+    ours: only a link issued after all of that is still good. So a change
+    in the same second as the link, or within the skew of it, voids it.
+    """
+    if changed_at is None:
+        return False
+    return issued_at < changed_at + DIRECTORY_RESOLUTION + clock_skew
 
 
 def issue(store: Store, account_id: str, purpose: str, lifetime: timedelta) -> str:
@@ -33,7 +63,7 @@ def issue(store: Store, account_id: str, purpose: str, lifetime: timedelta) -> s
         )
         session.add(
             ResetToken(
-                token_hash=_digest(token),
+                token_hash=digest(token),
                 account_id=account_id,
                 purpose=purpose,
                 created_at=now,
@@ -43,38 +73,57 @@ def issue(store: Store, account_id: str, purpose: str, lifetime: timedelta) -> s
     return token
 
 
-def find(store: Store, token: str, purpose: str, *, changed_since: datetime | None = None) -> str | None:
-    """The account a live token belongs to, or None (unknown, spent, expired, or outdated).
-
-    ``changed_since`` is when the account's password last changed, by any
-    path: a token issued before that is void.
-    """
+def _live(store: Store, link: Digest, purpose: str) -> ResetToken | None:
     with store.session() as session:
-        row = session.scalar(select(ResetToken).where(ResetToken.token_hash == _digest(token)))
+        row = session.scalar(select(ResetToken).where(ResetToken.token_hash == link))
         if row is None or row.purpose != purpose or row.spent_at is not None:
             return None
         if _aware(row.expires_at) <= utcnow():
             return None
-        if changed_since is not None and changed_since > _aware(row.created_at):
-            return None
-        return row.account_id
+        return row
 
 
-def spend(store: Store, token: str) -> bool:
+def find(
+    store: Store,
+    link: Digest,
+    purpose: str,
+    *,
+    changed_since: datetime | None = None,
+    clock_skew: timedelta = timedelta(0),
+) -> str | None:
+    """The account a live token belongs to, or None (unknown, spent, expired, or outdated).
+
+    ``changed_since`` is when the account's password last changed, by any
+    path, as the directory stamped it: a token issued before that, or too
+    close to it to tell (see ``outdated``), is void.
+    """
+    row = _live(store, link, purpose)
+    if row is None or outdated(_aware(row.created_at), changed_since, clock_skew):
+        return None
+    return row.account_id
+
+
+def live_until(store: Store, link: Digest, purpose: str) -> datetime | None:
+    """When a live token expires; None if it is not live (unknown, spent, expired)."""
+    row = _live(store, link, purpose)
+    return _aware(row.expires_at) if row else None
+
+
+def spend(store: Store, link: Digest) -> bool:
     """Mark a token used; False if it was already spent (a replay, or a race)."""
     with store.session() as session:
         done = session.execute(
             update(ResetToken)
-            .where(ResetToken.token_hash == _digest(token), ResetToken.spent_at.is_(None))
+            .where(ResetToken.token_hash == link, ResetToken.spent_at.is_(None))
             .values(spent_at=utcnow())
         )
         return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
-def restore(store: Store, token: str) -> None:
+def restore(store: Store, link: Digest) -> None:
     """Undo ``spend`` when the change it guarded was refused (e.g. a password in history)."""
     with store.session() as session:
-        session.execute(update(ResetToken).where(ResetToken.token_hash == _digest(token)).values(spent_at=None))
+        session.execute(update(ResetToken).where(ResetToken.token_hash == link).values(spent_at=None))
 
 
 def void_all(store: Store, account_id: str) -> None:
