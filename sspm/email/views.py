@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, redirect, render_template, request, session
 from flask_babel import get_locale
 from werkzeug.wrappers import Response
@@ -12,14 +14,16 @@ from sspm.email import service
 from sspm.email.forms import RequestLinkForm
 from sspm.limits import email_guarded, per_ip
 from sspm.pages import explain, status_for
+from sspm.passwords import user_inputs
 from sspm.recovery.forms import NewPasswordForm
 from sspm.web import client_ip, link, page
 
 bp = Blueprint("email", __name__)
 
-#: The link's token moves from the URL into the session at once, so it is
-#: not left in the address bar, the history or a Referer.
-_TOKEN = "reset_token"  # noqa: S105 - a session key, not a secret
+#: The link's token leaves the URL at once, so it is not left in the address
+#: bar, the history or a Referer; the session keeps only a random handle for
+#: it (the cookie is signed, not encrypted), see service.open_link.
+_OPENED = "reset_link"
 
 
 @page(bp, "/forgot/email", methods=["GET", "POST"])
@@ -47,11 +51,21 @@ def request_link(mobile: bool) -> tuple[str, int]:
 @per_ip
 def reset(mobile: bool) -> tuple[str, int] | Response:
     the = services()
+    skew = timedelta(seconds=the.settings.clock_skew_seconds)
     if request.method == "GET" and "token" in request.args:
-        session[_TOKEN] = request.args["token"][:128]
+        opened = service.open_link(the.store, the.state, request.args["token"][:128])
+        if opened is None:
+            session.pop(_OPENED, None)
+        else:
+            session[_OPENED] = opened
         return redirect(link("email.reset"), code=303)
-    token = session.get(_TOKEN)
-    if not isinstance(token, str) or service.account_for(the.directory, the.store, token) is None:
+    handle = session.get(_OPENED)
+    if isinstance(handle, str):
+        account = service.account_for(the.directory, the.store, handle, state=the.state, clock_skew=skew)
+    else:
+        account = None
+    if not isinstance(handle, str) or account is None:
+        session.pop(_OPENED, None)
         return render_template("email/link_gone.html"), 410
     form = NewPasswordForm()
     rules = current_rules()
@@ -62,21 +76,29 @@ def reset(mobile: bool) -> tuple[str, int] | Response:
             the.store,
             the.outbox,
             rules,
-            token=token,
+            state=the.state,
+            handle=handle,
             new=form.new.data or "",
             confirm=form.confirm.data or "",
             language=str(get_locale()),
             source_ip=client_ip(),
+            clock_skew=skew,
         )
         if result.reason is None:
-            session.pop(_TOKEN, None)
+            session.pop(_OPENED, None)
             session["recovery_done"] = "forgot"
             return redirect(link("recovery.done"), code=303)
         if result.reason == "link_gone":
+            session.pop(_OPENED, None)
             return render_template("email/link_gone.html"), 410
         reason = result.reason
     message = explain(form, reason, min_length=rules.min_length if rules else 8)
     page_html = render_template(
-        "new_password.html", form=form, rules=rules, message=message, action=link("email.reset")
+        "new_password.html",
+        form=form,
+        rules=rules,
+        message=message,
+        action=link("email.reset"),
+        names=user_inputs(account),
     )
     return page_html, status_for(form, reason)
