@@ -1,9 +1,15 @@
-"""The landing page: where a user picks what they came to do."""
+"""The landing page: where a user picks what they came to do.
+
+Changing a password is what most come for, so its form is right here; it
+is sent to Change Password's own view, which checks and answers it.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from sspm.change.forms import ChangePasswordForm
+from sspm.change.views import current_rules
 from sspm.web import page
 
 bp = Blueprint("home", __name__)
@@ -11,4 +17,4 @@ bp = Blueprint("home", __name__)
 
 @page(bp, "/")
 def index(mobile: bool) -> str:
-    return render_template("home.html")
+    return render_template("home.html", form=ChangePasswordForm(), rules=current_rules())
