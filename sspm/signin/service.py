@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ class SignInResult:
 
     reason: str | None
     account: Account | None = None
+    #: Whole days (rounded up) until the password expires, when the directory
+    #: warned at this bind (ppolicy's timeBeforeExpiration, AD's expiry time).
+    expires_in_days: int | None = None
 
 
 def sign_in(directory: Directory, store: Store, login: str, password: str, source_ip: str) -> SignInResult:
@@ -39,4 +43,9 @@ def sign_in(directory: Directory, store: Store, login: str, password: str, sourc
         return SignInResult(Outcome.BAD_CREDENTIALS.value)
     if outcome is not Outcome.OK:
         return SignInResult(outcome.value, account)
-    return SignInResult(None, account)
+    return SignInResult(None, account, _days(verdict.expires_in))
+
+
+def _days(seconds: int | None) -> int | None:
+    """Rounded up, so 4 days and 23 hours reads "5 days", and the last hours "1 day"."""
+    return None if seconds is None else max(1, math.ceil(seconds / 86400))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request
+from flask import Blueprint, flash, redirect, render_template, request
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from sspm import services
@@ -34,6 +35,9 @@ def form(mobile: bool) -> tuple[str, int] | Response:
             return redirect(link("change.form", reason=result.reason, username=result.account.username), code=303)
         if result.reason is None and result.account:
             sign_in(the.state, result.account)
+            if result.expires_in_days is not None:
+                # Said on the next page, with a link to change it (templates/base.html).
+                flash(str(result.expires_in_days), "password_expires")
             target = form.next.data if form.next.data in _NEXT else "enroll.index"
             return redirect(link(target), code=303)
         reason = result.reason
@@ -44,7 +48,9 @@ def form(mobile: bool) -> tuple[str, int] | Response:
 @page(bp, "/signout", methods=["POST"])
 def signout(mobile: bool) -> Response:
     sign_out(services().state)
-    return redirect(link("home.index", signed_out=1), code=303)
+    # After the session is cleared, so that it is the one thing the new session holds.
+    flash(_("You are signed out. On a shared computer, close the browser when you are done."), "signed_out")
+    return redirect(link("home.index"), code=303)
 
 
 def signed_in_name() -> str | None:

@@ -114,7 +114,9 @@ def test_a_user_enrolls_reviews_and_signs_out(
     # whether the user goes back or opens it afresh.
     tab_until(page, ".signout button")
     submit_with_enter(page)
-    expect(page).to_have_url(f"{live_server.url}{entry or '/'}?signed_out=1")
+    expect(page).to_have_url(f"{live_server.url}{entry or '/'}")
+    signed_out = "You are signed out. On a shared computer, close the browser when you are done."
+    expect(page.get_by_role("status")).to_have_text(say(live_server, lang, signed_out))
     page.go_back()
     expect(page).to_have_url(re.compile(rf"{re.escape(live_server.url)}{entry}/signin\?"))
     page.goto(f"{entry}/enroll/edit")
