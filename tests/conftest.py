@@ -7,12 +7,18 @@ its own, copied from a snapshot made once per session (lab/samba.py).
 One redis-server serves the whole run and is emptied before each test; each
 test gets its own copy of a migrated SQLite database. Every app a test
 builds shares that test's Redis and database, as the app instances of one
-deployment do.
+deployment do. A test that asks for ``database_url`` runs twice, on SQLite
+and on PostgreSQL (one cluster per run, a fresh database per test copied
+from a migrated template); its apps then use that database. With
+SSPM_TEST_DATABASE=postgresql every test runs on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +33,7 @@ from connectors import open_directory
 from connectors.directory import Directory
 from lab import DEMO_ACCOUNTS, Pki, SeedAccount, Slapd, make_pki, samba, start_slapd
 from lab.env import LabDirectory, sspm_environ
+from lab.postgres import PostgresServer, start_postgres
 from lab.redis import RedisServer, start_redis
 from lab.smtp import Mailbox, SmtpCatcher, start_smtp
 from sspm import Services, create_app
@@ -35,6 +42,8 @@ from sspm.settings import Settings, load
 from sspm.store import migrate
 
 NO_ENV_FILE = Path("/nonexistent/.env")
+#: ``SSPM_TEST_DATABASE=postgresql`` runs every test on PostgreSQL, not only those that ask for ``database_url``.
+ALL_ON_POSTGRES = os.environ.get("SSPM_TEST_DATABASE", "sqlite") == "postgresql"
 
 
 @pytest.fixture(scope="session")
@@ -77,24 +86,82 @@ def smtp_server() -> Iterator[SmtpCatcher]:
 
 @pytest.fixture(autouse=True)
 def backing(
-    redis_server: RedisServer, migrated_database: Path, smtp_server: SmtpCatcher, tmp_path: Path
+    request: pytest.FixtureRequest, redis_server: RedisServer, smtp_server: SmtpCatcher, tmp_path: Path
 ) -> Iterator[Backing]:
     global _backing
     redis.Redis.from_url(redis_server.url).flushdb()
-    database = tmp_path / "sspm.db"
-    shutil.copy(migrated_database, database)
+    if ALL_ON_POSTGRES:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        database_url = server.create_database(name, template=request.getfixturevalue("postgres_template"))
+        request.addfinalizer(lambda: server.drop_database(name))
+    else:
+        database = tmp_path / "sspm.db"
+        shutil.copy(request.getfixturevalue("migrated_database"), database)
+        database_url = f"sqlite:///{database}"
     mailbox = smtp_server.mailbox
     mailbox.messages.clear()
     mailbox.refuse_next = 0
     mailbox.hold = None
     mailbox.received.clear()
-    _backing = Backing(redis_server.url, f"sqlite:///{database}", mailbox, smtp_server.port)
+    _backing = Backing(redis_server.url, database_url, mailbox, smtp_server.port)
     yield _backing
     _backing = None
     # Flask-Limiter's one Limiter outlives each app: after a test that stopped a
     # Redis it counts in process memory until its own back-off re-checks Redis,
     # which would carry counts into the next test. Tell it what that re-check would.
     limiter._storage_dead = False
+
+
+#: The test cluster's time zone: far from UTC and not a whole hour, so a time read back as local shows.
+POSTGRES_TIMEZONE = "Asia/Kathmandu"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the run (about a second to make), in its own temp dir."""
+    server = start_postgres(timezone=POSTGRES_TIMEZONE)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres: PostgresServer) -> str:
+    """A PostgreSQL database at the latest schema, made once by the real migrations and copied per test."""
+    name = "sspm_template"
+    postgres.create_database(name)
+    migrate(postgres.url(name))
+    return name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, backing: Backing) -> Iterator[str]:
+    """This test's migrated database, on SQLite, then on PostgreSQL; the apps it builds use it.
+
+    Ask for it before ``app``, ``settings`` or ``build_app``: they read the database URL when made.
+    """
+    global _backing
+    if request.param == "sqlite":
+        yield backing.database_url
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    url = server.create_database(name, template=request.getfixturevalue("postgres_template"))
+    _backing = dataclasses.replace(backing, database_url=url)
+    yield url
+    server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it yet, on SQLite, then on PostgreSQL: for the migrations themselves."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = f"empty_{uuid.uuid4().hex[:16]}"
+    yield server.create_database(name)
+    server.drop_database(name)
 
 
 @pytest.fixture
