@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connectors import open_directory
 from connectors.directory import Directory
-from sspm import errors, i18n, limits, security
+from sspm import audit, errors, i18n, limits, security
 from sspm import settings as settings_module
 from sspm.email.outbox import Outbox
 from sspm.messages import lra_contact
@@ -81,6 +81,10 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     if directory is None:
         directory = open_directory(settings.directory_kind, settings.directory)
     store = Store(settings.database_url)
+    try:
+        audit.ship_to(settings.audit_syslog, settings.audit_json_file)
+    except OSError as exc:
+        raise ConfigError(f"SSPM_AUDIT_SYSLOG or SSPM_AUDIT_JSON_FILE cannot be used: {exc}") from None
     state = State(settings.redis_url)
     if check:
         directory.check()

@@ -22,10 +22,10 @@ import logging.handlers
 from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import event, select
+from sqlalchemy import Table, bindparam, event, select
 from sqlalchemy.orm import Session
 
 from connectors.directory import Account
@@ -140,13 +140,13 @@ def record(
     }
     if session is None:
         with store.session(immediate=True) as own:
-            row = _append(store, own, fields)
-        _ship(row)
+            written = _append(store, own, fields)
+        _ship(written)
         return
     if store.is_sqlite and not session.info.get("immediate"):
         raise RuntimeError("audit.record in a caller's transaction needs store.session(immediate=True)")
-    row = _append(store, session, fields)
-    event.listen(session, "after_commit", lambda _session: _ship(row), once=True)
+    written = _append(store, session, fields)
+    event.listen(session, "after_commit", lambda _session: _ship(written), once=True)
 
 
 def _default_actor(source_ip: str) -> Actor:
@@ -159,34 +159,42 @@ def _cut(value: str | None, length: int) -> str | None:
     return value[:length] if value is not None else None
 
 
-def _append(store: Store, session: Session, fields: dict[str, Any]) -> AuditEvent:
+def _append(store: Store, session: Session, fields: dict[str, Any]) -> Link:
     """Add the row after the chain's head, holding the head until the transaction ends.
 
     PostgreSQL: SELECT ... FOR UPDATE on the head row makes a second writer
     wait, then read the head the first one left. SQLite: the transaction
     began IMMEDIATE, so it holds the database's one write lock already.
+    Plain statements rather than the ORM's unit of work: this runs on every
+    request that is audited.
     """
     head = _locked_head(store, session)
     entry = Entry(seq=head.seq + 1, **fields)
     mine = auditchain.digest(entry, head.digest)
-    row = AuditEvent(seq=entry.seq, prev_digest=head.digest, digest=mine, **fields)
-    session.add(row)
-    head.seq, head.digest = entry.seq, mine
-    session.flush()
-    return row
+    session.execute(_INSERT, [{"seq": entry.seq, "prev_digest": head.digest, "digest": mine, **fields}])
+    session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_digest": mine})
+    return Link(0, entry, head.digest, mine)
 
 
-def _locked_head(store: Store, session: Session) -> AuditChainHead:
-    head = session.get(AuditChainHead, 1, with_for_update=not store.is_sqlite, populate_existing=True)
-    if head is not None:
-        return head
+# Built once, with bound parameters, so SQLAlchemy compiles each once (cached) rather than per row.
+_EVENTS = cast(Table, AuditEvent.__table__)
+_HEAD = cast(Table, AuditChainHead.__table__)
+_INSERT = _EVENTS.insert()
+_MOVE_HEAD = _HEAD.update().where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), digest=bindparam("new_digest"))
+_READ_HEAD = select(_HEAD.c.seq, _HEAD.c.digest).where(_HEAD.c.id == 1)
+_LOCK_HEAD = _READ_HEAD.with_for_update()
+
+
+def _locked_head(store: Store, session: Session) -> Head:
+    found = session.execute(_READ_HEAD if store.is_sqlite else _LOCK_HEAD).first()
+    if found is not None:
+        return Head(found.seq, found.digest)
     # Only a database whose head row was deleted gets here: start again from
     # the last row (``verify`` still reports the deletion). Two PostgreSQL
     # writers could both see no head: one inserts it, the other's insert fails.
-    last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
-    head = AuditChainHead(id=1, seq=last.seq if last else 0, digest=last.digest if last else GENESIS)
-    session.add(head)
-    session.flush()
+    last = session.execute(select(_EVENTS.c.seq, _EVENTS.c.digest).order_by(_EVENTS.c.seq.desc()).limit(1)).first()
+    head = Head(last.seq, last.digest) if last else Head(0, GENESIS)
+    session.execute(_HEAD.insert().values(id=1, seq=head.seq, digest=head.digest))
     return head
 
 
@@ -259,6 +267,10 @@ def ship_to(syslog: str = "", json_file: Path | None = None) -> None:
 
     ``syslog`` is ``udp://host:port`` or the path of a local socket
     (``/dev/log``). Replaces what an earlier call set up; neither: off.
+    Raises OSError when the file cannot be opened; a syslog socket not
+    listening yet is tried again at each event, as openlog() does. A copy
+    that cannot be delivered (syslog away) is lost, never a reason to
+    refuse the user: the chain in the database stays the record.
     """
     for handler in list(_shipper.handlers):
         _shipper.removeHandler(handler)
@@ -273,15 +285,14 @@ def ship_to(syslog: str = "", json_file: Path | None = None) -> None:
         to_syslog.setFormatter(logging.Formatter("sspm-audit: %(message)s"))
         _shipper.addHandler(to_syslog)
     if json_file is not None:
-        to_file = logging.FileHandler(json_file, encoding="utf-8", delay=True)
+        to_file = logging.FileHandler(json_file, encoding="utf-8")  # opened now: a wrong path stops the start
         to_file.setFormatter(logging.Formatter("%(message)s"))
         _shipper.addHandler(to_file)
     _shipper.setLevel(logging.INFO if _shipper.handlers else logging.CRITICAL + 1)
 
 
-def _ship(row: AuditEvent) -> None:
+def _ship(link: Link) -> None:
     if not _shipper.handlers:
         return
-    link = link_of(row)
     event_json = link.entry.as_dict() | {"prev": link.prev, "digest": link.digest}
     _shipper.info(json.dumps(event_json, sort_keys=True, separators=(",", ":"), ensure_ascii=False))

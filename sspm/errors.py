@@ -56,7 +56,13 @@ def init_app(app: Flask) -> None:
         from sspm import services
 
         # A refusal like any other: on the audit trail (by address; the typed name is not kept).
-        audit.record(services().store, request.endpoint or "unknown", "rate_limited", source_ip=client_ip())
+        audit.record(
+            services().store,
+            audit.Action.REQUEST,
+            "rate_limited",
+            source_ip=client_ip(),
+            details={"endpoint": request.endpoint or "unknown"},
+        )
         return _page(429, str(_l("Too many attempts")), reason_text("rate_limited"))
 
     @app.errorhandler(HTTPException)

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, ForeignKey, Integer, String, create_engine, event
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -58,19 +59,50 @@ class Answer(Base):
 
 
 class AuditEvent(Base):
-    """Who did what, when, from where, and how it ended; never a secret."""
+    """Who did what to which account, when, from where, and how it ended; never a secret.
+
+    Rows form a hash chain (sspm.auditchain): ``seq`` is the position,
+    ``prev_digest`` the digest of the row before, ``digest`` that of this
+    row's content with it. Only ``sspm.audit.record`` writes here.
+    """
 
     __tablename__ = "audit_event"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The position in the chain, 1, 2, 3...; unique, so two writers can never fork it silently.
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    #: Who acted (sspm.actor.ActorKind), their immutable id and role when they have one.
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(256))
+    actor_role: Mapped[str | None] = mapped_column(String(64))
+    #: One of sspm.audit.Action.
     action: Mapped[str] = mapped_column(String(64), index=True)
     outcome: Mapped[str] = mapped_column(String(64))
+    #: The account acted on, by its immutable id.
     account_id: Mapped[str | None] = mapped_column(String(64), index=True)
     #: The account's user name when known; otherwise a digest of what was typed,
     #: since a mistyped user name is often a password.
     subject: Mapped[str] = mapped_column(String(256))
+    #: The client address ("worker" for the email worker).
     source_ip: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_digest: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The chain's last position and digest: one row, locked by each append.
+
+    Kept apart from the rows so that cutting rows off the end of the trail
+    shows, and so that appending has one row to serialise on.
+    """
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
 
 
 class ResetToken(Base):
@@ -121,9 +153,23 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, immediate: bool = False) -> Iterator[Session]:
+        """One transaction; ``immediate`` takes SQLite's write lock at its start.
+
+        SQLite's default transaction reads before it locks, so two processes
+        could both read the audit chain's head and then both append after it;
+        BEGIN IMMEDIATE makes a read-then-write transaction wait its turn.
+        (PostgreSQL locks the head row itself: see sspm.audit.)
+        """
         with self._sessions.begin() as session:
+            if immediate and self.is_sqlite:
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            session.info["immediate"] = immediate
             yield session
 
     def revision(self) -> str | None:

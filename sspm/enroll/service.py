@@ -82,12 +82,12 @@ def enroll(
         log.warning("directory unavailable at enrollment: %s", exc)
         return "unavailable"
     if verdict.outcome is not Outcome.OK:
-        audit.record(store, "enroll", verdict.outcome.value, source_ip=source_ip, account=account)
+        audit.record(store, audit.Action.ENROLL, verdict.outcome.value, source_ip=source_ip, account=account)
         return str(verdict.outcome.value)
     hashes = [hasher.hash(p.answer) for p in picks]
     with store.session() as session:
         existing = session.get(Enrollment, account.id)
-        action = "re-enroll" if existing else "enroll"
+        action = audit.Action.RE_ENROLL if existing else audit.Action.ENROLL
         if existing:
             session.delete(existing)
             session.flush()
@@ -98,5 +98,5 @@ def enroll(
         ]
         session.add(enrollment)
     audit.record(store, action, "ok", source_ip=source_ip, account=account)
-    outbox.notify(account, "re_enrolled" if action == "re-enroll" else "enrolled", language, source_ip)
+    outbox.notify(account, "re_enrolled" if action is audit.Action.RE_ENROLL else "enrolled", language, source_ip)
     return None

@@ -36,7 +36,7 @@ def sign_in(directory: Directory, store: Store, login: str, password: str, sourc
         log.warning("directory unavailable at sign-in: %s", exc)
         return SignInResult("unavailable")
     outcome = verdict.outcome
-    audit.record(store, "sign_in", outcome.value, source_ip=source_ip, account=account, typed=login)
+    audit.record(store, audit.Action.SIGN_IN, outcome.value, source_ip=source_ip, account=account, typed=login)
     if account is None or not verdict.password_proven:
         pad_refusal(started)
         # Locked and disabled read like a wrong password: see sspm.messages.
