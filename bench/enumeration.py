@@ -1,6 +1,6 @@
 """Response times by kind of user name: can a stopwatch tell accounts apart?
 
-    python -m bench.enumeration [--n 30] [--change-n 30]
+    python -m bench.enumeration [--n 30] [--change-n 30] [--email-n 200]
 
 SSPM served by gunicorn as in production (bench/change_password.py starts
 it the same way), on a private slapd, redis-server, a migrated SQLite
@@ -20,11 +20,15 @@ browser's own session cookie (signed, not encrypted; decoded with Flask's
 serializer and the SSPM_SECRET_KEY this bench sets), the text from Redis.
 Then the change-password page: an unknown user name against a real user
 with a wrong password (both refusals are padded to a floor, see
-sspm/timing.py).
+sspm/timing.py). Then the reset-email request (POST /forgot/email) for an
+account that gets the email, a disabled account and an unknown name, each
+round a fresh browser and a name not asked for before (the answer is padded
+to the same floor; no worker runs, so the queued jobs wait, as they would
+behind a busy worker).
 
 For each step and kind it prints median, p10, p90 and mean, how far apart
-the medians are, and a Mann-Whitney U test of each kind against the first
-one (stdlib only). Timing is reported, not asserted. The exit status is 1
+the medians are, a Mann-Whitney U test and a two-sample Kolmogorov-Smirnov
+test of each kind against the first one (stdlib only). Timing is reported, not asserted. The exit status is 1
 only when a correctness check fails: a step that answered with another
 status or page than expected, or pages that differ between kinds.
 """
@@ -79,6 +83,7 @@ from sspm.store import Store
 
 KINDS = ("enrolled", "not enrolled", "disabled", "unknown")
 CHANGE_KINDS = ("wrong password", "unknown user")
+EMAIL_KINDS = ("emailed", "disabled", "unknown")
 SESSION_COOKIE = "sspm_session"
 WRONG_ANSWER = "Not-The-Answer"
 WRONG_PASSWORD = "Wrong-Guess-Harbor-0000"
@@ -97,11 +102,12 @@ class Names:
 
     recovery: dict[str, list[str]]
     change: dict[str, list[str]]
+    email: dict[str, list[str]]
     seeded: list[SeedAccount]
     enrolled: list[str]
 
 
-def people(count: int, change_count: int) -> Names:
+def people(count: int, change_count: int, email_count: int = 0) -> Names:
     numbers = iter(range(1, 10_000))
 
     def names(k: int) -> list[str]:
@@ -113,9 +119,11 @@ def people(count: int, change_count: int) -> Names:
 
     recovery = {kind: names(count) for kind in KINDS}
     change = {kind: names(change_count) for kind in CHANGE_KINDS}
+    email = {kind: names(email_count) for kind in EMAIL_KINDS}
     seeded = [account(uid) for uid in recovery["enrolled"] + recovery["not enrolled"] + change["wrong password"]]
-    seeded += [account(uid, "disabled") for uid in recovery["disabled"]]
-    return Names(recovery, change, seeded, recovery["enrolled"] + recovery["disabled"])
+    seeded += [account(uid) for uid in email["emailed"]]
+    seeded += [account(uid, "disabled") for uid in recovery["disabled"] + email["disabled"]]
+    return Names(recovery, change, email, seeded, recovery["enrolled"] + recovery["disabled"])
 
 
 class _HashOnce(AnswerHasher):
@@ -258,6 +266,22 @@ def change_round(browser: Browser, username: str, new: str) -> tuple[dict[str, f
     return took, page_shape(refused.text.replace(username, "NAME"))
 
 
+EMAIL_STEP = "POST /forgot/email"
+
+
+def email_round(browser: Browser, username: str) -> tuple[dict[str, float], str]:
+    """Ask for a reset link for ``username``; the answer is the same page whoever it names."""
+    browser.fresh()
+    page = browser.get("/forgot/email")
+    expect(page, 200)
+    fields = {"csrf_token": token(page), "username": username}
+    began = time.perf_counter()
+    answered = browser.post("/forgot/email", fields)
+    took = {EMAIL_STEP: time.perf_counter() - began}
+    expect(answered, 200)
+    return took, page_shape(answered.text.replace(username, "NAME"))
+
+
 # -- statistics (stdlib only) ------------------------------------------------------------
 
 
@@ -293,6 +317,31 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     return u1 / (n1 * n2), min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2)))
 
 
+def kolmogorov_smirnov(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov: (D, p-value), asymptotic (Stephens' correction).
+
+    D is the largest gap between the two empirical distribution functions:
+    unlike Mann-Whitney it also sees a difference in shape, not only a shift.
+    """
+    xs, ys = sorted(a), sorted(b)
+    n1, n2 = len(xs), len(ys)
+    i = j = 0
+    d = 0.0
+    while i < n1 and j < n2:
+        value = min(xs[i], ys[j])
+        while i < n1 and xs[i] == value:
+            i += 1
+        while j < n2 and ys[j] == value:
+            j += 1
+        d = max(d, abs(i / n1 - j / n2))
+    n = math.sqrt(n1 * n2 / (n1 + n2))
+    lam = (n + 0.12 + 0.11 / n) * d
+    if lam < 0.2:
+        return d, 1.0
+    p = 2 * sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
+    return d, min(1.0, max(0.0, p))
+
+
 @dataclass
 class Summary:
     median: float
@@ -322,7 +371,10 @@ def report(samples: Samples, kinds: Sequence[str]) -> tuple[list[str], list[tupl
     """The table, and every (step, kind, effect, p) against the first kind."""
     rows: list[str] = []
     tests: list[tuple[str, str, float, float]] = []
-    head = f"  {'':14} {'n':>4} {'median':>8} {'p10':>8} {'p90':>8} {'mean':>8} {'P(slower)':>10} {'p':>7}"
+    head = (
+        f"  {'':14} {'n':>4} {'median':>8} {'p10':>8} {'p90':>8} {'mean':>8} {'P(slower)':>10} {'p':>7}"
+        f" {'KS D':>6} {'KS p':>7}"
+    )
     for step, by_kind in samples.by_step.items():
         rows += [f"{step} (ms)", head]
         summaries = {kind: Summary.of(by_kind[kind]) for kind in kinds}
@@ -333,8 +385,9 @@ def report(samples: Samples, kinds: Sequence[str]) -> tuple[list[str], list[tupl
                 line += f" {'(reference)':>18}"
             else:
                 effect, p = mann_whitney(by_kind[kind], by_kind[kinds[0]])
+                d, ks_p = kolmogorov_smirnov(by_kind[kind], by_kind[kinds[0]])
                 tests.append((step, kind, effect, p))
-                line += f" {effect:10.2f} {p:7.3f}"
+                line += f" {effect:10.2f} {p:7.3f} {d:6.3f} {ks_p:7.3f}"
             rows.append(line)
         medians = [summaries[kind].median for kind in kinds]
         spread = max(medians) - min(medians)
@@ -362,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.enumeration", description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=30, help="Forgot Password rounds per kind of user name (default 30)")
     parser.add_argument("--change-n", type=int, default=30, help="change-password refusals per kind (default 30)")
+    parser.add_argument("--email-n", type=int, default=50, help="reset-email requests per kind (default 50)")
     parser.add_argument(
         "--change-concurrency",
         type=int,
@@ -373,25 +427,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="random seed for the order of kinds")
     parser.add_argument("--directory", choices=DIRECTORIES, default="openldap")
     args = parser.parse_args(argv)
-    if args.n < 5 or args.change_n < 5 or args.change_concurrency < 1:
-        parser.error("--n and --change-n must be at least 5, --change-concurrency at least 1")
+    if args.n < 5 or args.change_n < 5 or args.email_n < 5 or args.change_concurrency < 1:
+        parser.error("--n, --change-n and --email-n must be at least 5, --change-concurrency at least 1")
 
     wall = time.perf_counter()
     rng = random.Random(args.seed)
     load = os.getloadavg()[0]
     if load > 0.5:
         print(f"note: load average {load:.1f} before the start; other work on this machine widens every spread")
-    names = people(args.n + WARMUP, args.change_n + WARMUP)
+    names = people(args.n + WARMUP, args.change_n + WARMUP, args.email_n + WARMUP)
     secret_key = secrets.token_urlsafe(48)
     extra = {
         "SSPM_SECRET_KEY": secret_key,
         "SSPM_LIMIT_PER_IP": "1000000 per minute",
         "SSPM_LIMIT_PER_ACCOUNT": "1000000 per minute",
         "SSPM_RECOVERY_MAX_FAILURES": "1000000",
+        "SSPM_LIMIT_EMAIL_PER_IP": "1000000 per minute",
+        "SSPM_LIMIT_EMAIL_PER_ACCOUNT": "1000000 per minute",
     }
     problems: list[str] = []
-    recovery, change = Samples(), Samples()
-    shapes: dict[str, set[str]] = {"recovery": set(), "change": set()}
+    recovery, change, email = Samples(), Samples(), Samples()
+    shapes: dict[str, set[str]] = {"recovery": set(), "change": set(), "email": set()}
 
     with tempfile.TemporaryDirectory(prefix="sspm-bench-") as tmp:
         workdir = Path(tmp)
@@ -457,6 +513,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         shapes["change"].add(outcome[3])
             for each in browsers:
                 each.http.close()
+
+            browser = Browser(base, secret_key, Redis.from_url(redis.url))
+            warm = {kind: uids[:WARMUP] for kind, uids in names.email.items()}
+            timed = {kind: uids[WARMUP:] for kind, uids in names.email.items()}
+            for kind, uid in rounds(warm, rng) + rounds(timed, rng):
+                try:
+                    took, shape = email_round(browser, uid)
+                except Check as exc:
+                    problems.append(f"email, {kind} ({uid}): {exc}")
+                    continue
+                if uid not in warm[kind]:
+                    email.add(kind, took)
+                    shapes["email"].add(shape)
+            browser.http.close()
         finally:
             if gunicorn is not None:
                 stop(gunicorn)
@@ -473,14 +543,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"{part}: the refusal page differs between kinds ({len(seen)} different pages)")
 
     print(f"{args.directory}, redis, database, smtp + gunicorn -w {args.workers} --threads {args.threads}")
-    print(f"ready in {ready:.1f} s; {args.n} rounds per kind, {args.change_n} change refusals per kind")
+    print(
+        f"ready in {ready:.1f} s; {args.n} rounds per kind, {args.change_n} change refusals per kind,"
+        f" {args.email_n} reset-email requests per kind"
+    )
     print(
         "P(slower): the chance that a request of that kind takes longer than one of the reference kind"
-        " (0.50: a stopwatch cannot tell them apart); p: two-sided Mann-Whitney U against the reference."
+        " (0.50: a stopwatch cannot tell them apart); p: two-sided Mann-Whitney U against the reference;"
+        " KS D and p: two-sample Kolmogorov-Smirnov against the reference."
     )
     print()
     tests: list[tuple[str, str, float, float]] = []
-    for samples, kinds in ((recovery, KINDS), (change, CHANGE_KINDS)):
+    for samples, kinds in ((recovery, KINDS), (change, CHANGE_KINDS), (email, EMAIL_KINDS)):
         if samples.by_step and all(len(samples.by_step[s].get(k, [])) >= 2 for s in samples.by_step for k in kinds):
             rows, found = report(samples, kinds)
             tests += found
