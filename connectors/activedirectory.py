@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from ldap3 import BASE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
 
-from connectors import ad_codes
+from connectors import ad_codes, ldapconn
 from connectors.directory import (
     Account,
     AccountStatus,
@@ -173,6 +173,11 @@ class ActiveDirectory(LdapDirectory):
         # refusal floor, sspm/timing.py, covers that).
         self._decoy_parent = f"CN=sspm-no-such-account,{settings.base_dn}"
 
+    @staticmethod
+    def _wire(password: str) -> bytes:
+        # unicodePwd is written as typed (UTF-16), and Windows compares it so.
+        return ldapconn.as_typed(password)
+
     # -- looking accounts up -------------------------------------------------
 
     def find_account(self, login: str) -> Account | None:
@@ -254,6 +259,9 @@ class ActiveDirectory(LdapDirectory):
     def change_password(self, account: Account, old: str, new: str) -> Outcome:
         require_password(old)
         require_password(new)
+        refused = self.refuse_new(new)
+        if refused is not None:
+            return refused
         with self._connections.service() as conn:
             # Delete the old value, add the new: a change, checked against the
             # old password and the user's policy, not an administrator's reset.
@@ -265,6 +273,9 @@ class ActiveDirectory(LdapDirectory):
 
     def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:
         require_password(new)
+        refused = self.refuse_new(new)
+        if refused is not None:
+            return refused
         if self.status(account).disabled:
             return Outcome.DISABLED  # and nothing written
         changes = {

@@ -31,6 +31,10 @@ class Outcome(enum.Enum):
     TOO_WEAK = "too_weak"
     IN_HISTORY = "in_history"
     TOO_YOUNG = "too_young"
+    #: The new password holds a character the directory must not be given
+    #: (a control character such as NUL or tab): it could not be used to sign
+    #: in anywhere else, or (Samba, with a NUL) not at all.
+    UNUSABLE_CHARACTERS = "unusable_characters"
 
 
 #: Outcomes of a password check that prove the password was right.
@@ -163,7 +167,11 @@ class Directory(Protocol):
         """Change the password as the user would, under the user's policy.
 
         Works for a current, an expired-but-known and a temporary password;
-        the directory enforces length, history and age.
+        the directory enforces length, history and age. Any character a
+        user can type is accepted where the directory can store it: a
+        current password is sent as the directory compares it, whatever
+        SASLprep thinks of it, and a new one the directory could not store
+        is ``UNUSABLE_CHARACTERS``, never an error.
         """
 
     def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:

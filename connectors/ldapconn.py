@@ -4,6 +4,20 @@ Service-account connections are kept in a small pool because a new TLS
 connection costs far more than the work done on it; a user's bind always
 gets a fresh connection that is closed right after, so a user's identity
 never lingers on a socket another request could pick up.
+
+Every wait here has the bound the settings give it, and no other:
+opening a connection (TCP connect and TLS handshake together) at most
+``connect_timeout``; each operation, from its request to the last byte of
+its answer, at most ``timeout`` (ldap3's own timeout is per read, so an
+answer arriving in pieces could take any time); waiting for one of the
+process's directory slots at most ``queue_timeout`` (connectors/guard.py).
+
+How a password goes on the wire is here too: ldap3 would run every ``str``
+password through SASLprep (RFC 4013) and raise on the ones it refuses (a
+control character, right-to-left letters beside Latin ones), which read as
+"directory unavailable". Passwords are therefore handed to ldap3 as bytes,
+in the form each kind of directory compares (see :func:`as_typed` and
+:func:`prepared`).
 """
 
 from __future__ import annotations
@@ -13,15 +27,23 @@ import queue
 import select
 import socket
 import ssl
-from collections.abc import Iterator
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from ldap3 import NONE, Connection, Server, Tls, set_config_parameter
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPResponseTimeoutError, LDAPSASLPrepError
+from ldap3.protocol.sasl.sasl import sasl_prep
 
 from connectors.directory import DirectoryMisconfigured, DirectoryUnavailable
+from connectors.guard import Guard, NoAnswer
 from connectors.settings import DirectorySettings
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +63,68 @@ def require_password(password: str) -> None:
         raise ValueError("an empty password never reaches the directory")
 
 
-class Connections:
-    """Opens, pools and closes connections for one directory."""
+def as_typed(password: str) -> bytes:
+    """The password's UTF-8 bytes, exactly as typed.
 
-    def __init__(self, settings: DirectorySettings) -> None:
+    What Active Directory compares: Windows never applies SASLprep, and a
+    password set through ``unicodePwd`` is stored as typed, so a bind must
+    send it as typed too. A string with no UTF-8 form (a lone surrogate,
+    which no browser sends) raises UnicodeEncodeError, a ValueError: it
+    never reaches the directory.
+    """
+    return password.encode("utf-8")
+
+
+def prepared(password: str) -> bytes:
+    """SASLprep's form of the password where SASLprep has one, else the password as typed.
+
+    What OpenLDAP compares for passwords set through SSPM: slapd stores and
+    compares the bytes it is sent, and SSPM has always sent SASLprep's form
+    (ldap3's default), so a password with, say, a no-break space keeps
+    matching what was stored. Where SASLprep refuses (a control character,
+    right-to-left letters beside Latin ones: ``Lantern-שלום-Orbit-2024``),
+    slapd still stores and checks the bytes as typed, so that is what is sent.
+    """
+    try:
+        return str(sasl_prep(password)).encode("utf-8")
+    except LDAPSASLPrepError:
+        return as_typed(password)
+
+
+def unusable_characters(password: str) -> bool:
+    """Whether a new password holds a character no directory should be given.
+
+    Control characters (NUL, tab, the C0 and C1 ranges, DEL) and lone
+    surrogates. Samba stores a password with a NUL but nothing can bind
+    with it afterwards (tried on the lab DC: neither the whole password nor
+    the part before the NUL); slapd stores and checks any of them, but no
+    sign-in prompt lets a user type them and C clients (libldap, PAM) end a
+    password at a NUL. Either way the user would be locked out everywhere
+    but here, so both kinds refuse them the same way. Right-to-left letters
+    beside Latin ones, private-use and other printable characters are
+    stored and checked by both directories, and accepted.
+    """
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in password)
+
+
+class Connections:
+    """Opens, pools and closes connections for one directory.
+
+    ``encode`` puts a password on the wire in the form this kind of
+    directory compares (:func:`as_typed` or :func:`prepared`); the service
+    account's password goes through it too.
+    """
+
+    def __init__(self, settings: DirectorySettings, encode: Callable[[str], bytes]) -> None:
         self._settings = settings
-        self._tls = _VerifiedTls(settings.ca_file, settings.host)
+        self._encode = encode
+        self._tls = _VerifiedTls(settings.ca_file, settings.host, settings.timeout)
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
+        self.guard = Guard(
+            max_calls=settings.max_calls,
+            queue_timeout=settings.queue_timeout,
+            retry_after=settings.retry_after,
+        )
 
     def _server(self) -> Server:
         # A Server per connection: ldap3 keeps per-connection state (current
@@ -64,8 +141,8 @@ class Connections:
             connect_timeout=self._settings.connect_timeout,
         )
 
-    def open(self, user: str | None, password: str | None) -> Connection:
-        """Open a TLS connection, unbound; raise DirectoryUnavailable if we cannot."""
+    def open(self, user: str | None, password: bytes | None) -> Connection:
+        """Open a TLS connection, unbound, within ``connect_timeout``; raise DirectoryUnavailable if we cannot."""
         conn = Connection(
             self._server(),
             user=user,
@@ -75,6 +152,8 @@ class Connections:
             auto_referrals=False,
             return_empty_attributes=False,
         )
+        # TCP connect and TLS handshake share this one deadline (see _VerifiedTls.wrap_socket).
+        conn.sspm_open_deadline = time.monotonic() + self._settings.connect_timeout
         try:
             conn.open(read_server_info=False)
             # Without this the first request after the TLS handshake waits
@@ -84,19 +163,21 @@ class Connections:
                 raise DirectoryUnavailable(f"StartTLS was refused ({conn.result.get('description')})")
         except LDAPException as exc:
             _close(conn)
-            raise DirectoryUnavailable(f"cannot reach the directory at {self._settings.url}: {exc}") from None
+            raise _failure(exc, f"cannot reach the directory at {self._settings.url}: {exc}") from None
         return conn
 
     @contextmanager
     def user(self, dn: str, password: str) -> Iterator[Connection]:
-        """A throw-away connection for one user's bind."""
-        conn = self.open(dn, password)
-        try:
-            yield conn
-        except LDAPException as exc:
-            raise DirectoryUnavailable(f"the directory stopped answering: {type(exc).__name__}") from None
-        finally:
-            _close(conn)
+        """A throw-away connection for one user's bind, as one directory call (see connectors/guard.py)."""
+        wire = self._encode(password)
+        with self.guard.call():
+            conn = self.open(dn, wire)
+            try:
+                yield conn
+            except LDAPException as exc:
+                raise _failure(exc, f"the directory stopped answering: {type(exc).__name__}") from None
+            finally:
+                _close(conn)
 
     @contextmanager
     def service(self) -> Iterator[Connection]:
@@ -104,20 +185,22 @@ class Connections:
 
         A pooled connection may have died since it was last used (server
         restart, idle timeout); such a connection is dropped, and the caller
-        sees DirectoryUnavailable only if a fresh one fails too.
+        sees DirectoryUnavailable only if a fresh one fails too. Taking one,
+        and all the work done on it, is one directory call (connectors/guard.py).
         """
-        conn = self._take()
-        healthy = False
-        try:
-            yield conn
-            healthy = not conn.closed
-        except LDAPException as exc:
-            raise DirectoryUnavailable(f"the directory stopped answering: {type(exc).__name__}") from None
-        finally:
-            if healthy and self._idle.qsize() < self._settings.pool_size:
-                self._idle.put(conn)
-            else:
-                _close(conn)
+        with self.guard.call():
+            conn = self._take()
+            healthy = False
+            try:
+                yield conn
+                healthy = not conn.closed
+            except LDAPException as exc:
+                raise _failure(exc, f"the directory stopped answering: {type(exc).__name__}") from None
+            finally:
+                if healthy and self._idle.qsize() < self._settings.pool_size:
+                    self._idle.put(conn)
+                else:
+                    _close(conn)
 
     def _take(self) -> Connection:
         while True:
@@ -130,12 +213,12 @@ class Connections:
             _close(conn)
 
     def _bind_service(self) -> Connection:
-        conn = self.open(self._settings.bind_dn, self._settings.bind_password)
+        conn = self.open(self._settings.bind_dn, self._encode(self._settings.bind_password))
         try:
             bound = conn.bind()
         except LDAPException as exc:
             _close(conn)
-            raise DirectoryUnavailable(f"the directory stopped answering: {type(exc).__name__}") from None
+            raise _failure(exc, f"the directory stopped answering: {type(exc).__name__}") from None
         if not bound:
             description = conn.result.get("description")
             _close(conn)
@@ -160,19 +243,78 @@ class _VerifiedTls(Tls):  # type: ignore[misc]
     Stock ldap3 builds a context (and reads the CA file) on every connection,
     ~0.7 ms each, then checks the name with the deprecated
     ssl.match_hostname. The context here verifies chain and name in the
-    handshake, like any modern client.
+    handshake, like any modern client. Its sockets keep one deadline per
+    operation (:class:`_DeadlineSocket`), and the handshake gets what is left
+    of the connection's opening deadline, not a timeout of its own.
     """
 
-    def __init__(self, ca_file: Path | None, host: str) -> None:
+    def __init__(self, ca_file: Path | None, host: str, operation_timeout: float) -> None:
         super().__init__(ca_certs_file=str(ca_file) if ca_file else None, validate=ssl.CERT_REQUIRED)
         self._host = host
+        self._operation_timeout = operation_timeout
         self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self._context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._context.sslsocket_class = _DeadlineSocket
 
     def wrap_socket(self, connection: Connection, do_handshake: bool = False) -> None:
-        connection.socket = self._context.wrap_socket(
-            connection.socket, server_hostname=self._host, do_handshake_on_connect=do_handshake
+        wrapped = cast(
+            _DeadlineSocket,
+            self._context.wrap_socket(connection.socket, server_hostname=self._host, do_handshake_on_connect=False),
         )
+        connection.socket = wrapped  # from now on, closing the connection closes this socket
+        if do_handshake:
+            deadline = getattr(connection, "sspm_open_deadline", None)
+            left = deadline - time.monotonic() if deadline is not None else self._operation_timeout
+            if left <= 0:
+                raise TimeoutError("no TLS handshake within LDAP_CONNECT_TIMEOUT")
+            wrapped.settimeout(left)
+            wrapped.do_handshake()
+        wrapped.settimeout(self._operation_timeout)
+        wrapped.operation_timeout = self._operation_timeout
+
+
+class _DeadlineSocket(ssl.SSLSocket):
+    """A TLS socket on which each LDAP operation, not each read, has one deadline.
+
+    ldap3 sends a request with one ``sendall`` and reads its answer with as
+    many ``recv`` as it takes, each with the whole timeout. Here the clock
+    starts with the request, and every read gets only what is left of it.
+    """
+
+    operation_timeout: float | None = None
+    _deadline: float | None = None
+
+    def sendall(self, data: ReadableBuffer, flags: int = 0) -> None:
+        if self.operation_timeout is not None:
+            self._deadline = time.monotonic() + self.operation_timeout
+        self._keep_deadline()
+        super().sendall(data, flags)
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        self._keep_deadline()
+        return super().recv(buflen, flags)
+
+    def _keep_deadline(self) -> None:
+        if self._deadline is None:
+            return
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no complete answer within LDAP_TIMEOUT")
+        self.settimeout(left)
+
+
+def _failure(exc: LDAPException, message: str) -> DirectoryUnavailable:
+    """The error for a connection that failed: NoAnswer when it was a timeout.
+
+    ldap3 re-raises a socket error as a class that is both its own and the
+    original (so a timeout is still a TimeoutError); after trying several
+    addresses it lists each one's error instead.
+    """
+    tried = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], list) else []
+    errors = [exc, *(item[0] for item in tried if isinstance(item, tuple) and item)]
+    if any(isinstance(error, (TimeoutError, LDAPResponseTimeoutError)) for error in errors):
+        return NoAnswer(message)
+    return DirectoryUnavailable(message)
 
 
 def _alive(conn: Connection) -> bool:

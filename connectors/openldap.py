@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
 
-from connectors import ppolicy
+from connectors import ldapconn, ppolicy
 from connectors.directory import (
     Account,
     AccountStatus,
@@ -117,6 +117,10 @@ class OpenLdapDirectory(LdapDirectory):
     def __init__(self, settings: DirectorySettings) -> None:
         super().__init__(settings)
 
+    @staticmethod
+    def _wire(password: str) -> bytes:
+        return ldapconn.prepared(password)
+
     # -- looking accounts up -------------------------------------------------
 
     def find_account(self, login: str) -> Account | None:
@@ -191,10 +195,17 @@ class OpenLdapDirectory(LdapDirectory):
 
     def change_password(self, account: Account, old: str, new: str) -> Outcome:
         require_password(old)
+        require_password(new)
+        refused = self.refuse_new(new)
+        if refused is not None:
+            return refused
         return self._modify_password_as(account, old, new)
 
     def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:
         require_password(new)
+        refused = self.refuse_new(new)
+        if refused is not None:
+            return refused
         # Any successful change clears pwdAccountLockedTime, the permanent
         # lock included: that would enable a disabled account.
         if self.status(account).disabled:
@@ -204,7 +215,9 @@ class OpenLdapDirectory(LdapDirectory):
             # (length, history) applies, and the lock and must-change go.
             return self._modify_password_as(account, None, new)
         with self._connections.service() as conn:
-            conn.extend.standard.modify_password(user=account.dn, new_password=new, controls=[ppolicy.REQUEST])
+            conn.extend.standard.modify_password(
+                user=account.dn, new_password=self._wire(new), controls=[ppolicy.REQUEST]
+            )
             raise_for(conn.result, "reset the password")
             # pwdMustChange sets it too, but only if the policy says so.
             conn.modify(account.dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]})
@@ -215,8 +228,8 @@ class OpenLdapDirectory(LdapDirectory):
         require_password(new)
         with self._connections.service() as conn:
             conn.extend.standard.modify_password(
-                old_password=old,
-                new_password=new,
+                old_password=None if old is None else self._wire(old),
+                new_password=self._wire(new),
                 controls=[ppolicy.REQUEST, _proxy_control(account.dn)],
             )
             result = conn.result

@@ -23,11 +23,21 @@ class DirectorySettings:
     policy_dn: str = ""
     ca_file: Path | None = None
     starttls: bool = False
+    #: Longest wait to open a connection: TCP connect and TLS handshake together.
     connect_timeout: int = 3
-    #: Longest wait for any single answer, so a slow directory cannot hold a
-    #: request (and a web worker) for ever.
+    #: Longest wait for one operation, from its request to the end of its
+    #: answer, so a slow directory cannot hold a request (and a web worker) for ever.
     timeout: int = 5
+    #: Idle service-account connections kept open.
     pool_size: int = 4
+    #: Directory calls in flight at once in one process (connectors/guard.py):
+    #: below the web server's threads per process, the rest serve other pages.
+    max_calls: int = 2
+    #: Longest wait for one of those ``max_calls`` slots.
+    queue_timeout: int = 1
+    #: After a call got no answer in time, how long every call fails at once
+    #: before one tries again.
+    retry_after: int = 5
 
     @property
     def host(self) -> str:
@@ -62,4 +72,8 @@ class DirectorySettings:
             found.append("LDAP_BASE_DN is not set")
         if "{login}" not in self.user_filter:
             found.append("LDAP_USER_FILTER must contain {login}")
+        if self.connect_timeout < 1 or self.timeout < 1:
+            found.append("LDAP_CONNECT_TIMEOUT and LDAP_TIMEOUT must be at least 1 second: 0 would wait for ever")
+        if self.max_calls < 1:
+            found.append("LDAP_MAX_CALLS must be at least 1: with 0 no request could reach the directory")
         return found
