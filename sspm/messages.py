@@ -33,6 +33,11 @@ REASONS: dict[str, LazyString] = {
     "same_as_old": _l("The new password must be different from your current password."),
     "too_young": _l("Your password was changed too recently to change it again. Try again later, or contact %(lra)s."),
     "mismatch": _l("The two new passwords do not match. Type the same new password in both boxes."),
+    # A control character (tab, NUL...) usually comes with a paste; it could not be typed at a sign-in prompt.
+    "unusable_characters": _l(
+        "The new password contains an invisible control character, such as a tab, that cannot be used in a "
+        "password. Type it again without it: letters in any language, digits, spaces and punctuation all work."
+    ),
     "unavailable": _l("We could not reach the directory, so nothing was changed. Wait a minute and try again."),
     "captcha_wrong": _l(
         "The characters you typed do not match the image. "
@@ -62,7 +67,16 @@ REASONS: dict[str, LazyString] = {
 
 #: Reasons about the new password: shown next to that field.
 NEW_PASSWORD_REASONS = frozenset(
-    {"too_short", "too_weak", "contains_name", "in_history", "same_as_old", "too_young", "mismatch"}
+    {
+        "too_short",
+        "too_weak",
+        "contains_name",
+        "in_history",
+        "same_as_old",
+        "too_young",
+        "mismatch",
+        "unusable_characters",
+    }
 )
 
 
