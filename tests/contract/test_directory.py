@@ -14,6 +14,7 @@ import re
 import signal
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,7 +36,8 @@ from connectors.directory import (
     Outcome,
     Verdict,
 )
-from lab import SeedAccount, Slapd, make_pki, samba
+from connectors.guard import Guard
+from lab import SeedAccount, Slapd, free_port, make_pki, samba
 from sspm.settings import Settings
 
 NO_ENV_FILE = Path("/nonexistent/.env")
@@ -120,6 +122,10 @@ class DirectoryLab(abc.ABC):
     def immutable_id(self, dn: str) -> str:
         """The entry's immutable id as the server itself stores it."""
 
+    @abc.abstractmethod
+    def set_password(self, dn: str, password: str) -> None:
+        """Set a password the way the directory's own administrators would, never through SSPM."""
+
 
 class OpenLdapLab(DirectoryLab):
     kind = "openldap"
@@ -157,6 +163,16 @@ class OpenLdapLab(DirectoryLab):
         try:
             conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["entryUUID"])
             return bytes(conn.response[0]["raw_attributes"]["entryUUID"][0]).decode("ascii")
+        finally:
+            conn.unbind()
+
+    def set_password(self, dn: str, password: str) -> None:
+        # As ldappasswd would: Password Modify with the bytes as typed; then not a temporary one.
+        conn = self.raw(self.slapd.root_dn, self.slapd.root_password)
+        assert conn.bind(), conn.result
+        try:
+            assert conn.extend.standard.modify_password(user=dn, new_password=password.encode("utf-8")), conn.result
+            assert conn.modify(dn, {"pwdReset": [(ldap3.MODIFY_DELETE, [])]}), conn.result
         finally:
             conn.unbind()
 
@@ -217,6 +233,15 @@ class ActiveDirectoryLab(DirectoryLab):
         match = re.search(r"^objectGUID: ([0-9a-f-]{36})$", found, re.MULTILINE)
         assert match, found
         return match.group(1)
+
+    def set_password(self, dn: str, password: str) -> None:
+        # As a Windows administrator's reset would: unicodePwd, as typed, in UTF-16.
+        conn = self.admin()
+        try:
+            value = f'"{password}"'.encode("utf-16-le")
+            assert conn.modify(dn, {"unicodePwd": [(ldap3.MODIFY_REPLACE, [value])]}), conn.result
+        finally:
+            conn.unbind()
 
 
 #: Every real directory the contract runs against.
@@ -640,6 +665,102 @@ def test_each_account_has_its_own_id(lab: DirectoryLab, directory: Directory) ->
     assert len(ids) == len(lab.accounts)
 
 
+# -- passwords with any character a user can type -----------------------------------------------
+#
+# ldap3 runs every password it is given as text through SASLprep and raises where SASLprep has no
+# answer; those passwords read as "directory unavailable". What each directory itself holds decides.
+
+#: Passwords SASLprep refuses that both directories store and check, as their own tools set them.
+HELD_BY_BOTH = {
+    "right-to-left beside Latin": "Lantern-שלום-Orbit-2024",
+    "tab": "Winter\tHarbour-42x",
+    "another control character": "Winter\x01Harbour-42x",
+    "a C1 control character": "Winter\u0085Harbour-42x",
+    "a left-to-right mark": "Winter\u200eHarbour-42x",
+    "a private-use character": "Winter\ue000Harbour-42x",
+}
+
+#: New passwords holding a character no directory is given: each could be used nowhere else.
+UNUSABLE_NEW = {
+    "NUL": "Orchard\x00Kettle-Lantern-58",
+    "trailing NUL": "Orchard-Kettle-Lantern-58\x00",
+    "tab": "Orchard\tKettle-Lantern-58",
+    "escape": "Orchard\x1bKettle-Lantern-58",
+    "DEL": "Orchard\x7fKettle-Lantern-58",
+    "a C1 control character": "Orchard\u0085Kettle-Lantern-58",
+    "a lone surrogate": "Orchard\ud800Kettle-Lantern-58",
+}
+
+
+@pytest.mark.parametrize("password", list(HELD_BY_BOTH.values()), ids=list(HELD_BY_BOTH))
+def test_a_password_set_by_the_directorys_own_tools_signs_in_whatever_saslprep_says(
+    lab: DirectoryLab, directory: Directory, password: str
+) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    lab.set_password(account.dn, password)
+
+    assert verdict(directory, john.uid, password) is Outcome.OK
+    assert verdict(directory, john.uid, password + "x") is Outcome.BAD_CREDENTIALS
+    # And it is a current password like any other: it proves the change.
+    assert directory.change_password(account, password, NEW_PASSWORD) is Outcome.OK
+    assert verdict(directory, john.uid, NEW_PASSWORD) is Outcome.OK
+
+
+def test_a_password_with_a_nul_signs_in_where_the_directory_holds_it_and_is_only_wrong_elsewhere(
+    lab: DirectoryLab, directory: Directory
+) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+    password = "Winter\x00Harbour-42x"
+    lab.set_password(account.dn, password)
+
+    # slapd keeps and checks the bytes; Samba accepts the write but no bind ever matches it again.
+    expected = {"openldap": Outcome.OK, "ad": Outcome.BAD_CREDENTIALS}[lab.kind]
+    assert verdict(directory, john.uid, password) is expected
+    assert verdict(directory, john.uid, "Winter") is Outcome.BAD_CREDENTIALS
+
+
+@pytest.mark.parametrize("new", list(UNUSABLE_NEW.values()), ids=list(UNUSABLE_NEW))
+def test_a_new_password_with_a_control_character_is_refused_as_such_and_nothing_changes(
+    lab: DirectoryLab, directory: Directory, new: str
+) -> None:
+    john = lab.accounts["normal"]
+    account = account_of(directory, john)
+
+    assert directory.change_password(account, john.password, new) is Outcome.UNUSABLE_CHARACTERS
+    assert directory.reset_password(account, new, must_change=False) is Outcome.UNUSABLE_CHARACTERS
+    assert directory.reset_password(account, new, must_change=True) is Outcome.UNUSABLE_CHARACTERS
+
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+    standing = directory.status(account)
+    assert standing.failures == 0
+    assert not standing.must_change
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        "Lantern-שלום-Orbit-2024",  # SASLprep refuses it
+        "Orchard\u00a0Kettle-Lantern-58",  # SASLprep turns the no-break space into a space
+        "Ｏrchard-Ｋettle-Lantern-58",  # and fullwidth letters into ASCII ones
+    ],
+    ids=["right-to-left beside Latin", "no-break space", "fullwidth letters"],
+)
+def test_a_new_password_with_any_printable_character_is_set_and_then_signs_in_as_typed(
+    lab: DirectoryLab, directory: Directory, new: str
+) -> None:
+    john, laura = lab.accounts["normal"], lab.accounts["other"]
+    account = account_of(directory, john)
+    assert directory.change_password(account, john.password, new) is Outcome.OK
+    assert verdict(directory, john.uid, new) is Outcome.OK
+    assert verdict(directory, john.uid, john.password) is Outcome.BAD_CREDENTIALS
+
+    helped = account_of(directory, laura)
+    assert directory.reset_password(helped, new, must_change=False) is Outcome.OK
+    assert verdict(directory, laura.uid, new) is Outcome.OK
+
+
 # -- policy -------------------------------------------------------------------------------
 
 
@@ -707,6 +828,153 @@ def test_a_directory_that_stops_answering_is_unavailable_rather_than_a_hang(lab:
             warm.verify_password(john.uid, john.password)
         with pytest.raises(DirectoryUnavailable):
             cold.check()
+
+
+def test_opening_a_connection_is_bounded_by_the_connect_timeout_tls_handshake_included(lab: DirectoryLab) -> None:
+    # A frozen server still completes TCP connects (the kernel does): only the TLS handshake can
+    # tell. It must get LDAP_CONNECT_TIMEOUT, not LDAP_TIMEOUT (an hour here).
+    cold = lab.connect(LDAP_CONNECT_TIMEOUT="1", LDAP_TIMEOUT="3600")
+    with lab.frozen():
+        outcome = finishes(cold.check)
+    assert isinstance(outcome, DirectoryUnavailable)
+
+
+def finishes(call: Callable[[], object], *, within: float = 120.0) -> BaseException | object:
+    """What ``call`` returned or raised, run in a thread; fails if it is still waiting after ``within`` s.
+
+    Not a measure of speed: the bounds under test are a second or two, ``within`` is generous,
+    and a call that waits on a frozen directory for the wrong bound (an hour) never gets there.
+    """
+    result: list[BaseException | object] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    assert not thread.is_alive(), f"still waiting on the directory after {within} s"
+    return result[0]
+
+
+def wait_until(condition: Callable[[], bool], *, within: float = 60.0) -> None:
+    """Wait for ``condition`` to hold (a liveness check, not a timing)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
+
+
+def guard_of(directory: Directory) -> Guard:
+    guard = getattr(directory, "guard", None)
+    assert isinstance(guard, Guard), "every LDAP connector has one guard per process"
+    return guard
+
+
+def test_while_the_directory_is_frozen_calls_beyond_the_limit_fail_and_the_waiting_ones_finish_after(
+    lab: DirectoryLab,
+) -> None:
+    john, laura = lab.accounts["normal"], lab.accounts["other"]
+    # Operations may wait an hour: the two sign-ins below wait exactly until the thaw.
+    directory = lab.connect(LDAP_MAX_CALLS="2", LDAP_QUEUE_TIMEOUT="1", LDAP_TIMEOUT="3600")
+    directory.check()
+    guard = guard_of(directory)
+    verdicts: list[Outcome] = []
+
+    def sign_in(person: SeedAccount) -> None:
+        verdicts.append(verdict(directory, person.uid, person.password))
+
+    lab.freeze()
+    try:
+        waiting = [threading.Thread(target=sign_in, args=(person,)) for person in (john, laura)]
+        for thread in waiting:
+            thread.start()
+        wait_until(lambda: guard.in_flight == 2)
+
+        # A third caller does not join them: it is told at once that the directory is unavailable.
+        third = finishes(lambda: directory.find_account(john.uid))
+        assert isinstance(third, DirectoryUnavailable)
+        assert "LDAP_MAX_CALLS" in str(third)
+        assert all(thread.is_alive() for thread in waiting)
+    finally:
+        lab.thaw()
+    for thread in waiting:
+        thread.join()
+    assert verdicts == [Outcome.OK, Outcome.OK]
+    assert guard.in_flight == 0
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+def test_a_burst_on_a_healthy_directory_waits_for_a_slot_rather_than_failing(lab: DirectoryLab) -> None:
+    # One slot, eight callers at once: each waits its turn (calls take milliseconds), none is refused.
+    people = [lab.accounts[state] for state in ("normal", "other", "nonascii", "expiring")] * 2
+    directory = lab.connect(LDAP_MAX_CALLS="1", LDAP_QUEUE_TIMEOUT="30")
+    start = threading.Barrier(len(people))
+    verdicts: list[Outcome | BaseException] = []
+
+    def sign_in(person: SeedAccount) -> None:
+        start.wait()
+        try:
+            verdicts.append(verdict(directory, person.uid, person.password))
+        except DirectoryUnavailable as exc:
+            verdicts.append(exc)
+
+    threads = [threading.Thread(target=sign_in, args=(person,)) for person in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert verdicts == [Outcome.OK] * len(people)
+
+
+def test_after_a_call_got_no_answer_the_next_ones_fail_at_once_without_asking(lab: DirectoryLab) -> None:
+    john = lab.accounts["normal"]
+    directory = lab.connect(LDAP_TIMEOUT="1", LDAP_CONNECT_TIMEOUT="1", LDAP_RETRY_AFTER="3600")
+    directory.check()
+    with lab.frozen():
+        with pytest.raises(DirectoryUnavailable, match="stopped answering"):
+            directory.verify_password(john.uid, john.password)
+        assert guard_of(directory).open
+        with pytest.raises(DirectoryUnavailable, match="not asking it again yet"):
+            directory.find_account(john.uid)
+    # Even with the directory back, this process does not ask before LDAP_RETRY_AFTER is over.
+    with pytest.raises(DirectoryUnavailable, match="not asking it again yet"):
+        directory.verify_password(john.uid, john.password)
+
+
+def test_once_the_directory_answers_again_one_probe_closes_the_breaker(lab: DirectoryLab) -> None:
+    john = lab.accounts["normal"]
+    directory = lab.connect(LDAP_TIMEOUT="1", LDAP_CONNECT_TIMEOUT="1", LDAP_RETRY_AFTER="1")
+    directory.check()
+    with lab.frozen(), pytest.raises(DirectoryUnavailable):
+        directory.verify_password(john.uid, john.password)
+    guard = guard_of(directory)
+    assert guard.open
+
+    def answered() -> bool:
+        try:
+            return verdict(directory, john.uid, john.password) is Outcome.OK
+        except DirectoryUnavailable:
+            return False
+
+    wait_until(answered)
+    assert not guard.open
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+def test_a_directory_that_refuses_connections_does_not_make_sspm_wait_once_it_is_back(lab: DirectoryLab) -> None:
+    # Refusals fail in a moment by themselves: they must not trip the breaker (LDAP_RETRY_AFTER
+    # of an hour here), or SSPM would go on refusing after the directory came back.
+    john = lab.accounts["normal"]
+    directory = lab.connect(LDAP_RETRY_AFTER="3600")
+    stopped = lab.connect(LDAP_URL=f"ldaps://127.0.0.1:{free_port()}", LDAP_RETRY_AFTER="3600")
+    with pytest.raises(DirectoryUnavailable):
+        stopped.check()
+    assert not guard_of(stopped).open
+    assert verdict(directory, john.uid, john.password) is Outcome.OK
 
 
 # -- Active Directory's own codes, each produced on the real DC ------------------------------
