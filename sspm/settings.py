@@ -218,5 +218,7 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
 
 def _dns_domain(base_dn: str) -> tuple[str, ...]:
     """The DNS name the DC= parts of a DN spell ("ou=people,dc=partners,dc=example": partners.example)."""
-    parts = [rdn.split("=", 1)[1].strip().lower() for rdn in base_dn.split(",") if rdn.strip().lower().startswith("dc=")]
+    parts = [
+        rdn.split("=", 1)[1].strip().lower() for rdn in base_dn.split(",") if rdn.strip().lower().startswith("dc=")
+    ]
     return (".".join(parts),) if parts else ()
