@@ -18,7 +18,7 @@ from connectors.directory import (
     DirectoryMisconfigured,
     Outcome,
 )
-from sspm import audit
+from sspm import audit, logins
 from sspm.aftermath import after_password_set
 from sspm.email.outbox import Outbox
 from sspm.passwords import Rules, first_problem
@@ -71,7 +71,7 @@ def change_password(
         return ChangeResult(early.value)
     try:
         started = time.perf_counter()
-        account, verdict = directory.verify_password(username, old)
+        account, verdict = directory.verify_password(logins.spelling(username), old)
         if account is None or not verdict.password_proven:
             pad_refusal(started)
             audit.record(

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from connectors.directory import Account, Directory, DirectoryError, Outcome
-from sspm import audit
+from sspm import audit, logins
 from sspm.store import Store
 from sspm.timing import pad_refusal
 
@@ -31,7 +31,7 @@ def sign_in(directory: Directory, store: Store, login: str, password: str, sourc
         return SignInResult(Outcome.BAD_CREDENTIALS.value)
     started = time.perf_counter()
     try:
-        account, verdict = directory.verify_password(login, password)
+        account, verdict = directory.verify_password(logins.spelling(login), password)
     except DirectoryError as exc:
         log.warning("directory unavailable at sign-in: %s", exc)
         return SignInResult("unavailable")

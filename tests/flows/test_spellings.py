@@ -307,3 +307,17 @@ def test_the_language_is_remembered_by_the_worker_that_sends_not_by_the_request(
     run_jobs(app)
     assert languages() == [(_id(services_of(app).directory, john.uid), "fr")]
     assert len(messages_to(backing.mailbox, john.mail)) == 1
+
+
+@pytest.mark.parametrize("spelling", ["fullwidth", "circled", "capitals", "the address in capitals"])
+def test_a_name_signs_in_by_every_spelling_that_recovers_it_on_both_directories(
+    lab_directory: LabDirectory, accounts: dict[str, SeedAccount], build_app: AppFactory, spelling: str
+) -> None:
+    """Sign-in asks the directory the same spelling recovery does, so Active
+    Directory (which folds only case) does not refuse at sign-in a name it
+    accepts at Forgot Password."""
+    laura = accounts["other"]
+    visitor = Visitor(build_app(lab_directory))
+    page = sign_in(visitor, SPELLINGS[spelling](laura.uid), laura.password)
+    assert page.status_code in (302, 303), page.status
+    assert visitor.follow(page).status_code == 200
