@@ -45,7 +45,7 @@ REASONS: dict[str, LazyString] = {
     ),
     "answers_refused": _l(
         "We could not confirm your identity with these answers. Start again and check your answers. "
-        "If you never set up security questions, contact %(lra)s: they can help you."
+        "If you never set up security questions, get a reset link by email instead, or contact %(lra)s."
     ),
     "too_late": _l(
         "The time to answer ran out, so your answers were not checked. Start again: you will get a new countdown."

@@ -1,17 +1,44 @@
-"""What every form page does with a refusal: where the sentence goes, and the status.
+"""What every form page does with a refusal: where the sentence goes, where the keyboard lands, and the status.
 
 One rule for all pages, so a user meets the same behaviour everywhere and a
 test can rely on it: 200 for a fresh form, 422 for any refusal, 503 when
 something SSPM depends on is away (nothing was changed; try again).
+
+A refusal about one field (a new password the rules refuse, two passwords
+that differ, a CAPTCHA misread, a question chosen twice) is said next to that
+field, marked invalid there and linked from the summary, exactly like a field
+left empty: one mechanism, whatever found the problem (the form or a service).
 """
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from wtforms import Field
 
 from sspm.messages import NEW_PASSWORD_REASONS, reason_text
 
 UNAVAILABLE = frozenset({"unavailable", "email_unavailable"})
+
+#: Refusals about one field, by the name every form gives that field (sspm.fields).
+FIELD_OF_REASON: dict[str, str] = {
+    **dict.fromkeys(NEW_PASSWORD_REASONS, "new"),
+    # Said where the second typing went wrong, not on the first box.
+    "mismatch": "confirm",
+    "captcha_wrong": "captcha",
+}
+
+#: Said next to a password box the server emptied: it never sends a password back into a page.
+RETYPE = _l("For your security, this box was emptied. Type it again.")
+
+
+@runtime_checkable
+class LocatesReasons(Protocol):
+    """A form whose field for a reason depends on what was typed (which of three questions was repeated)."""
+
+    def field_for(self, reason: str) -> Field | None: ...
 
 
 def status_for(form: FlaskForm, reason: str | None) -> int:
@@ -23,16 +50,52 @@ def status_for(form: FlaskForm, reason: str | None) -> int:
 
 
 def explain(form: FlaskForm, reason: str | None, **values: object) -> str | None:
-    """The sentence for ``reason`` for the page's summary, or None.
+    """The sentence for ``reason`` for the page's summary, or None when it was put on its field.
 
-    A reason about the new password is put on that field instead, so it is
-    read next to it (and linked from the summary).
+    Also decides where the keyboard lands when the page comes back (see ``_land``).
     """
-    if reason is None:
-        return None
-    message = reason_text(reason, **values)
-    new = getattr(form, "new", None)
-    if reason in NEW_PASSWORD_REASONS and new is not None:
-        new.errors = [*new.errors, message]
-        return None
+    message = reason_text(reason, **values) if reason is not None else None
+    field = _field_for(form, reason) if reason is not None else None
+    if field is not None and message is not None:
+        field.errors = [*field.errors, message]
+        message = None
+    _land(form, message)
     return message
+
+
+def focus(field: Field) -> None:
+    """Put the keyboard on ``field`` when the page loads (the error summary then does not take it)."""
+    field.render_kw = {**(field.render_kw or {}), "autofocus": True}
+
+
+def _field_for(form: FlaskForm, reason: str) -> Field | None:
+    found = form.field_for(reason) if isinstance(form, LocatesReasons) else None
+    if found is not None:
+        return found
+    name = FIELD_OF_REASON.get(reason)
+    field = getattr(form, name, None) if name else None
+    return field if isinstance(field, Field) else None
+
+
+def _land(form: FlaskForm, message: str | None) -> None:
+    """Where the keyboard lands after a refusal, and why password boxes came back empty.
+
+    Several problems, or one about the whole page: on the summary, which a
+    screen reader reads first and whose links lead to each field. One
+    problem on one field: on that field, whose label and message are read
+    together, so the user fixes it where they are. Passwords are never sent
+    back into a page, so every password box comes back empty after a
+    refusal; those not in error say so, and why, next to them.
+    """
+    if not form.is_submitted():
+        return
+    visible = [f for f in form if f.type not in ("CSRFTokenField", "HiddenField")]
+    emptied = [f for f in visible if f.type == "PasswordField" and f.raw_data and f.raw_data[0]]
+    in_error = [f for f in visible if f.errors]
+    if not (message or in_error):
+        return
+    for field in emptied:
+        if not field.errors:
+            field.description = RETYPE
+    if message is None and len(in_error) == 1:
+        focus(in_error[0])

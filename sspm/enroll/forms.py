@@ -17,6 +17,17 @@ class EnrollForm(FlaskForm):
         count = sum(1 for name in self._fields if name.startswith("question_"))
         return [(self[f"question_{i}"], self[f"answer_{i}"]) for i in range(count)]
 
+    def field_for(self, reason: str) -> Field | None:
+        """The list where a question was chosen again: the service says only that one was (sspm.pages)."""
+        if reason != "question_twice":
+            return None
+        seen: set[object] = set()
+        for question, _ in self.pairs():
+            if question.data in seen:
+                return question
+            seen.add(question.data)
+        return None
+
 
 def enroll_form(choices: list[tuple[str, str]], count: int) -> EnrollForm:
     """A form class with ``count`` pairs; the choices are in the page's language."""
@@ -32,7 +43,9 @@ def enroll_form(choices: list[tuple[str, str]], count: int) -> EnrollForm:
             Form,
             f"question_{i}",
             SelectField(
-                _l("Question %(n)s", n=i + 1),
+                # Each list named on its own ("Question 2 of 3"): a screen reader's list of
+                # form fields would otherwise show three lists all called "Question".
+                _l("Question %(n)s of %(count)s", n=i + 1, count=count),
                 choices=options,
                 validators=[DataRequired(_l("Choose a question."))],
             ),
@@ -40,6 +53,6 @@ def enroll_form(choices: list[tuple[str, str]], count: int) -> EnrollForm:
         setattr(
             Form,
             f"answer_{i}",
-            fields.answer(_l("Answer %(n)s", n=i + 1)),
+            fields.answer(_l("Answer %(n)s of %(count)s", n=i + 1, count=count)),
         )
     return Form()

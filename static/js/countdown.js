@@ -29,10 +29,31 @@
     if (left === 0) {
       box.classList.add("countdown-over");
       live.classList.remove("visually-hidden"); // what to do next, for sighted users too
+      closeForm();
       return;
     }
     window.setTimeout(tick, 1000 - ((end - Date.now()) % 1000 + 1000) % 1000 || 1000);
   }
+  /* Nothing sent from now on can succeed: stop the form (every submit button, so Enter does nothing
+   * either), show the real "Start again" link in its place and, if the user was in the form, take
+   * the keyboard there. The server refuses late answers anyway and offers the same link. */
+  function closeForm() {
+    var restart = document.getElementById("restart");
+    var form = restart ? restart.closest("form") : null;
+    if (!form) { return; }
+    var wasInForm = form.contains(document.activeElement) || document.activeElement === document.body;
+    Array.prototype.forEach.call(form.querySelectorAll("button"), function (button) {
+      button.disabled = true;
+      if (button.value === "continue" && !button.classList.contains("visually-hidden")) { button.hidden = true; }
+    });
+    Array.prototype.forEach.call(form.querySelectorAll("input:not([type=hidden])"), function (input) {
+      input.readOnly = true;
+    });
+    form.addEventListener("submit", function (event) { event.preventDefault(); });
+    restart.hidden = false;
+    if (wasInForm) { restart.focus(); }
+  }
+
   clock.removeAttribute("aria-hidden");
   if (staticText) { staticText.remove(); staticText = null; }
   tick();

@@ -259,5 +259,6 @@ def test_tab_reaches_everything_on_the_challenge_page_with_a_visible_focus(
     before = captcha_text(page, live_server)
     tab_until(page, 'button[value="new-image"]')
     assert submit_with_enter(page).status == 200
-    expect(page).to_have_url(f"{live_server.url}{entry}/recovery/challenge")
+    expect(page).to_have_url(f"{live_server.url}{entry}/recovery/challenge#captcha")
+    expect(page.locator("#captcha")).to_be_focused()  # the keyboard stays by the new image
     assert captcha_text(page, live_server) != before
