@@ -132,16 +132,18 @@ def test_a_mail_server_down_for_good_fails_the_job_with_a_reason_and_nothing_cra
 
 
 @contextmanager
-def worker_process(slapd: Slapd, backing: Backing, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``python worker.py``, as an operator runs it, with this test's settings."""
+def worker_process(
+    slapd: Slapd, backing: Backing, log: Path, *, redis_url: str | None = None, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python worker.py``, as an operator runs it, with this test's settings (``env`` on top)."""
     environ = {
         **os.environ,
         **sspm_environ(
             slapd,
-            redis_url=backing.redis_url,
+            redis_url=redis_url or backing.redis_url,
             database_url=backing.database_url,
             smtp_port=backing.smtp_port,
-            **EMAIL_ENV,
+            **{**EMAIL_ENV, **env},
         ),
         "PYTHONPATH": str(ROOT),
     }

@@ -20,7 +20,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,13 +36,12 @@ from rq.job import Job
 from rq.scheduler import RQScheduler
 
 from lab import SeedAccount, Slapd
-from lab.env import sspm_environ
 from lab.redis import RedisServer, start_redis
 from sspm.email.jobs import QUEUE
 from tests.flows.conftest import AppFactory, Visitor
 from tests.flows.test_email import EMAIL_ENV, ask_for_link, link_in, messages_to, open_link
+from tests.flows.test_email_failures import worker_process
 
-ROOT = Path(__file__).resolve().parents[2]
 #: How long the test waits for something the worker does before giving up (a guard, not a measure).
 PATIENCE = 60.0
 #: A retry an hour away: nothing moves it before the test says the hour has passed.
@@ -54,39 +52,13 @@ TRACEBACK = "Traceback (most recent call last):"
 @contextmanager
 def worker_on(slapd: Slapd, backing: Backing, server: RedisServer, log: Path, **env: str) -> Iterator[Worker]:
     """``python worker.py`` as an operator runs it, on this test's Redis."""
-    environ = {
-        **os.environ,
-        **sspm_environ(
-            slapd,
-            redis_url=server.url,
-            database_url=backing.database_url,
-            smtp_port=backing.smtp_port,
-            **{**EMAIL_ENV, **env},
-        ),
-        "PYTHONPATH": str(ROOT),
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "worker.py"],
-            cwd=ROOT,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    worker = Worker(process, log)
-    try:
+    with worker_process(slapd, backing, log, redis_url=server.url, **env) as process:
+        worker = Worker(process, log)
         connection = redis.Redis.from_url(server.url)
         # Up: registered, and its scheduler holds the queue's lock.
         worker.wait_for("the worker starting", lambda: RQWorker.all(connection=connection))
         worker.wait_for("the scheduler starting", lambda: connection.exists(RQScheduler.get_locking_key(QUEUE)))
         yield worker
-    finally:
-        if process.returncode is None:
-            # The worker and the scheduler it forked share a process group.
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(PATIENCE)
 
 
 class Worker:
