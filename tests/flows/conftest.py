@@ -167,7 +167,12 @@ class SlapdLog:
 
     def work_since(self, mark: int) -> list[tuple[int, str]]:
         """The operations since ``mark`` as (connection, what), with connections
-        numbered by first appearance and the entries they named left out."""
+        numbered by first appearance and the entries they named left out.
+
+        Grouped by connection: slapd logs each connection's operations in
+        order, but the lines of two connections interleave as its threads
+        happen to run (a search's result line may land before or after the
+        next connection's ACCEPT), and that says nothing about the work."""
         connections: dict[str, int] = {}
         work: list[tuple[int, str]] = []
         for line in self.lines_since(mark):
@@ -179,7 +184,7 @@ class SlapdLog:
                 continue
             conn = connections.setdefault(found.group(1), len(connections))
             work.append((conn, shape.group(1)))
-        return work
+        return sorted(work, key=lambda operation: operation[0])  # stable: keeps each connection's order
 
 
 @pytest.fixture
