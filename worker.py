@@ -40,10 +40,11 @@ from rq import SimpleWorker
 from rq.scheduler import RQScheduler
 
 from connectors.directory import DirectoryError
-from sspm import create_app, services
+from sspm.app import create_app
 from sspm.email.jobs import QUEUE
-from sspm.settings import ConfigError
-from sspm.state import StateUnavailable
+from sspm.infra.settings import ConfigError
+from sspm.infra.state import StateUnavailable
+from sspm.web.context import services
 
 log = logging.getLogger("sspm.worker")
 

@@ -55,9 +55,10 @@ from lab import Slapd, free_port, start_slapd
 from lab.env import sspm_environ
 from lab.redis import RedisServer, start_redis
 from lab.smtp import start_smtp
-from sspm import create_app, services
+from sspm.app import create_app
 from sspm.recovery import captcha
 from sspm.recovery.captcha_audio import make
+from sspm.web.context import services
 
 RAISED = {"SSPM_LIMIT_PER_IP": "1000000 per minute", "SSPM_LIMIT_PER_ACCOUNT": "1000000 per minute"}
 

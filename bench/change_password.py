@@ -51,7 +51,7 @@ from lab.env import sspm_environ
 from lab.redis import RedisServer, start_redis
 from lab.smtp import SmtpCatcher, start_smtp
 from sspm.email.jobs import QUEUE
-from sspm.store import migrate
+from sspm.infra.store import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.7

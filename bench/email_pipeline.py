@@ -54,11 +54,12 @@ from lab import bench_accounts
 from lab.env import sspm_environ
 from lab.redis import RedisServer, start_redis
 from lab.smtp import Mailbox, SmtpCatcher
-from sspm import create_app, services
-from sspm import settings as settings_module
+from sspm.app import create_app
 from sspm.email.jobs import QUEUE
-from sspm.email.outbox import Outbox
-from sspm.store import EmailEvent, ResetToken, Store
+from sspm.infra import settings as settings_module
+from sspm.infra.outbox import Outbox
+from sspm.infra.store import EmailEvent, ResetToken, Store
+from sspm.web.context import services
 
 TARGET = 200.0  # emails per second per worker (issue 5)
 

@@ -77,9 +77,9 @@ from lab.env import sspm_environ
 from lab.redis import RedisServer, start_redis
 from lab.seed import MAIL_DOMAIN
 from lab.smtp import SmtpCatcher, start_smtp
-from sspm import settings as settings_module
-from sspm.questions import AnswerHasher
-from sspm.store import Store
+from sspm.infra import settings as settings_module
+from sspm.infra.store import Store
+from sspm.policy.questions import AnswerHasher
 
 KINDS = ("enrolled", "not enrolled", "disabled", "unknown")
 CHANGE_KINDS = ("wrong password", "unknown user")

@@ -36,10 +36,10 @@ from lab.redis import start_redis
 from lab.seed import DEMO_ACCOUNTS, MAIL_DOMAIN, PEOPLE_DN
 from lab.slapd import Slapd, start_slapd
 from lab.smtp import start_smtp
-from sspm.questions import AnswerHasher, Catalogue
-from sspm.settings import ROOT as SSPM_ROOT
-from sspm.settings import load
-from sspm.store import Store, migrate
+from sspm.infra.settings import ROOT as SSPM_ROOT
+from sspm.infra.settings import load
+from sspm.infra.store import Store, migrate
+from sspm.policy.questions import AnswerHasher, Catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 #: gunicorn's access log without query strings: an emailed link's one-time

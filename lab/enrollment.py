@@ -8,8 +8,8 @@ the product's own.
 
 from __future__ import annotations
 
-from sspm.questions import AnswerHasher
-from sspm.store import Answer, Enrollment, Store
+from sspm.infra.store import Answer, Enrollment, Store
+from sspm.policy.questions import AnswerHasher
 
 #: The demo's and the tests' known answers, by question id.
 DEMO_ANSWERS = {

@@ -1,11 +1,11 @@
-"""Alembic environment: the URL comes from the Config SSPM builds (sspm.store)."""
+"""Alembic environment: the URL comes from the Config SSPM builds (sspm.infra.store)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from sspm.store import Base
+from sspm.infra.store import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -13,12 +13,12 @@ import argparse
 import sys
 
 from connectors.directory import DirectoryError
-from sspm import create_app
-from sspm import settings as settings_module
-from sspm.audit import check_chain
-from sspm.settings import ConfigError
-from sspm.state import StateUnavailable
-from sspm.store import Store, head_revision, migrate
+from sspm.account.audit import check_chain
+from sspm.app import create_app
+from sspm.infra import settings as settings_module
+from sspm.infra.settings import ConfigError
+from sspm.infra.state import StateUnavailable
+from sspm.infra.store import Store, head_revision, migrate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 
 from connectors.directory import DirectoryError
-from sspm import create_app
-from sspm.settings import ConfigError
-from sspm.state import StateUnavailable
+from sspm.app import create_app
+from sspm.infra.settings import ConfigError
+from sspm.infra.state import StateUnavailable
 
 try:
     app = create_app()

@@ -36,10 +36,11 @@ from lab.env import LabDirectory, sspm_environ
 from lab.postgres import PostgresServer, start_postgres
 from lab.redis import RedisServer, start_redis
 from lab.smtp import Mailbox, SmtpCatcher, start_smtp
-from sspm import Services, create_app
-from sspm.limits import limiter
-from sspm.settings import Settings, load
-from sspm.store import migrate
+from sspm.app import create_app
+from sspm.infra.services import Services
+from sspm.infra.settings import Settings, load
+from sspm.infra.store import migrate
+from sspm.web.limits import limiter
 
 NO_ENV_FILE = Path("/nonexistent/.env")
 #: ``SSPM_TEST_DATABASE=postgresql`` runs every test on PostgreSQL, not only those that ask for ``database_url``.

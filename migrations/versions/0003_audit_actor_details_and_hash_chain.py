@@ -21,7 +21,7 @@ from datetime import UTC
 import sqlalchemy as sa
 from alembic import op
 
-from sspm.auditchain import GENESIS, Entry, digest
+from sspm.policy.auditchain import GENESIS, Entry, digest
 
 revision = "0003"
 down_revision = "0002"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
-from sspm import fields
+from sspm.web import fields
 
 
 class ChangePasswordForm(FlaskForm):

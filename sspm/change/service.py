@@ -18,13 +18,15 @@ from connectors.directory import (
     DirectoryMisconfigured,
     Outcome,
 )
-from sspm import audit, logins
-from sspm.aftermath import after_password_set
-from sspm.email.outbox import Outbox
-from sspm.passwords import Rules, first_problem
-from sspm.state import State
-from sspm.store import Store
-from sspm.timing import pad_refusal
+from sspm.account import audit
+from sspm.account.aftermath import after_password_set
+from sspm.infra.outbox import Outbox
+from sspm.infra.state import State
+from sspm.infra.store import Store
+from sspm.policy import logins
+from sspm.policy.passwords import Rules, first_problem
+from sspm.policy.reasons import Reason
+from sspm.policy.timing import pad_refusal
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 class ChangeResult:
     """``reason`` is None on success, else a key of sspm.messages.REASONS."""
 
-    reason: str | None
+    reason: Reason | None
     account: Account | None = None
 
     @property
@@ -63,12 +65,12 @@ def change_password(
     wrong password and a locked or disabled account all read the same.
     """
     if not username.strip() or not old.strip():
-        return ChangeResult(Outcome.BAD_CREDENTIALS.value)
+        return ChangeResult(Reason.BAD_CREDENTIALS)
     if not new.strip():
-        return ChangeResult("too_short")
+        return ChangeResult(Reason.TOO_SHORT)
     early = first_problem(new, confirm, old, rules, None)
     if early is not None:
-        return ChangeResult(early.value)
+        return ChangeResult(early)
     try:
         started = time.perf_counter()
         account, verdict = directory.verify_password(logins.spelling(username), old)
@@ -77,17 +79,17 @@ def change_password(
             audit.record(
                 store, audit.Action.CHANGE, verdict.outcome.value, source_ip=source_ip, account=account, typed=username
             )
-            return ChangeResult(Outcome.BAD_CREDENTIALS.value)
+            return ChangeResult(Reason.BAD_CREDENTIALS)
         late = first_problem(new, confirm, old, rules, account)
         if late is not None:
-            return ChangeResult(late.value, account)
+            return ChangeResult(late, account)
         outcome = directory.change_password(account, old, new)
     except DirectoryMisconfigured:
         log.exception("directory set-up problem while changing a password")
-        return ChangeResult("unavailable")
+        return ChangeResult(Reason.UNAVAILABLE)
     except DirectoryError as exc:
         log.warning("directory unavailable while changing a password: %s", exc)
-        return ChangeResult("unavailable")
+        return ChangeResult(Reason.UNAVAILABLE)
     audit.record(store, audit.Action.CHANGE, outcome.value, source_ip=source_ip, account=account)
     if outcome is not Outcome.OK:
         return ChangeResult(outcome.value, account)

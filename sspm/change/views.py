@@ -7,23 +7,24 @@ from flask_babel import get_locale
 from werkzeug.wrappers import Response
 
 from connectors.directory import DirectoryError
-from sspm import services
+from sspm.account.sessions import current_user, sign_in
 from sspm.change.forms import ChangePasswordForm
 from sspm.change.service import change_password
 from sspm.enroll.service import enrolled_questions
-from sspm.limits import guarded
-from sspm.messages import reason_text
-from sspm.pages import explain, status_for
-from sspm.passwords import Rules, user_inputs
-from sspm.sessions import current_user, sign_in
-from sspm.state import StateUnavailable
-from sspm.web import client_ip, link, page
+from sspm.infra.state import StateUnavailable
+from sspm.policy.passwords import Rules, user_inputs
+from sspm.policy.reasons import Reason
+from sspm.web.context import services
+from sspm.web.limits import guarded
+from sspm.web.messages import reason_text
+from sspm.web.pages import explain, status_for
+from sspm.web.routing import client_ip, link, page
 
 bp = Blueprint("change", __name__)
 
 _DONE_KEY = "changed_for"
 #: Why the sign-in page sent the user here; said once above the form.
-_ARRIVED_BECAUSE = ("expired", "must_change")
+_ARRIVED_BECAUSE = (Reason.EXPIRED, Reason.MUST_CHANGE)
 
 
 def current_rules() -> Rules | None:
@@ -41,14 +42,14 @@ def form(mobile: bool) -> tuple[str, int] | Response:
     the = services()
     form = ChangePasswordForm()
     rules = current_rules()
-    reason: str | None = None if rules else "unavailable"
+    reason: Reason | None = None if rules else Reason.UNAVAILABLE
     notice = None
     #: The meter learns the account's names only once its password was proven here.
     names: list[str] | None = None
     if not form.is_submitted():
         form.username.data = request.args.get("username", "")[:256] or _signed_in_username()
         arrived = request.args.get("reason")
-        notice = reason_text(arrived) if arrived in _ARRIVED_BECAUSE else None
+        notice = reason_text(Reason(arrived)) if arrived in _ARRIVED_BECAUSE else None
     if rules and form.validate_on_submit():
         result = change_password(
             the.directory,

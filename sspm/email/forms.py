@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 
-from sspm import fields
+from sspm.web import fields
 
 
 class RequestLinkForm(FlaskForm):

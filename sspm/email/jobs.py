@@ -27,12 +27,12 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from connectors.directory import Account
-from sspm import audit, tokens
-from sspm.email import smtp
-from sspm.store import AccountPreference, EmailEvent, Store, utcnow
+from sspm.account import audit, tokens
+from sspm.infra import smtp
+from sspm.infra.store import AccountPreference, EmailEvent, Store, utcnow
 
 if TYPE_CHECKING:
-    from sspm import Services
+    from sspm.infra.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _context() -> Iterator[None]:
         yield
         return
     if _app is None:
-        from sspm import create_app
+        from sspm.app import create_app
 
         _app = create_app(check=False)
     with _app.app_context():
@@ -68,7 +68,7 @@ def _context() -> Iterator[None]:
 
 
 def _services() -> Services:
-    from sspm import services
+    from sspm.web.context import services
 
     return services()
 

@@ -21,14 +21,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from connectors.directory import Account, Directory, DirectoryError, Outcome
-from sspm import audit, limits, logins, tokens
-from sspm.aftermath import after_password_set
+from sspm.account import audit, tokens
+from sspm.account.aftermath import after_password_set
 from sspm.email.jobs import RESET_PURPOSE
-from sspm.email.outbox import EmailUnavailable, Outbox
-from sspm.passwords import Rules, first_problem
-from sspm.state import State
-from sspm.store import Store, utcnow
-from sspm.timing import pad_refusal
+from sspm.infra.outbox import EmailUnavailable, Outbox
+from sspm.infra.state import State
+from sspm.infra.store import Store, utcnow
+from sspm.policy import logins, reasons
+from sspm.policy.passwords import Rules, first_problem
+from sspm.policy.reasons import Reason
+from sspm.policy.timing import pad_refusal
+from sspm.web import limits
 
 #: Redis kind of an opened link: a handle's digest -> the token's digest.
 _OPENED = "reset-link"
@@ -38,7 +41,7 @@ log = logging.getLogger(__name__)
 
 def request_link(
     directory: Directory, store: Store, outbox: Outbox, *, typed: str, language: str, source_ip: str
-) -> str | None:
+) -> Reason | None:
     """Queue a reset email if the name or address matches an account; None when "queued".
 
     Whoever is named, the request does the same work: one lookup, one count
@@ -57,12 +60,12 @@ def request_link(
 
 def _request_link(
     directory: Directory, store: Store, outbox: Outbox, *, typed: str, language: str, source_ip: str
-) -> str | None:
+) -> Reason | None:
     try:
         account = directory.find_account(logins.spelling(typed))
     except DirectoryError as exc:
         log.warning("directory unavailable at a reset-email request: %s", exc)
-        return "unavailable"
+        return Reason.UNAVAILABLE
     # Counted for unknown names too (by canonical login), so both cost the same.
     allowed = limits.email_allowed(account.id if account else None, typed)
     try:
@@ -72,9 +75,9 @@ def _request_link(
         audit.record(
             store, audit.Action.RESET_EMAIL_REQUEST, "not_queued", source_ip=source_ip, account=account, typed=typed
         )
-        return "email_unavailable"
+        return Reason.EMAIL_UNAVAILABLE
     if not allowed:
-        outcome = "rate_limited"
+        outcome: str = Reason.RATE_LIMITED
     else:
         outcome = "queued" if account and account.email and not account.disabled else "no_match"
     audit.record(store, audit.Action.RESET_EMAIL_REQUEST, outcome, source_ip=source_ip, account=account, typed=typed)
@@ -83,7 +86,7 @@ def _request_link(
 
 @dataclass(frozen=True)
 class LinkResult:
-    reason: str | None
+    reason: Reason | None
     account: Account | None = None
 
 
@@ -158,22 +161,22 @@ def reset_with_link(
         account = _account_of(directory, store, link, clock_skew) if link else None
         if link is None or account is None:
             state.delete(_OPENED, _key(handle))
-            return LinkResult("link_gone")
+            return LinkResult(Reason.LINK_GONE)
         problem = first_problem(new, confirm, "", rules, account)
         if problem is not None:
-            return LinkResult(problem.value, account)
+            return LinkResult(problem, account)
         # Spend first: of two requests racing with one link, one wins.
         if not tokens.spend(store, link):
             state.delete(_OPENED, _key(handle))
-            return LinkResult("link_gone")
+            return LinkResult(Reason.LINK_GONE)
         outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
         log.warning("directory unavailable at a link reset: %s", exc)
-        return LinkResult("unavailable")
+        return LinkResult(Reason.UNAVAILABLE)
     audit.record(store, audit.Action.RESET_BY_EMAIL, outcome.value, source_ip=source_ip, account=account)
     if outcome is not Outcome.OK:
         tokens.restore(store, link)  # refused by policy: the user may try another password
-        return LinkResult(str(outcome.value), account)
+        return LinkResult(reasons.of(outcome), account)
     state.delete(_OPENED, _key(handle))  # used: the handle opens nothing any more
     after_password_set(store, state, outbox, account, event="password_reset", source_ip=source_ip, language=language)
     return LinkResult(None, account)

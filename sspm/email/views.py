@@ -8,15 +8,16 @@ from flask import Blueprint, redirect, render_template, request, session
 from flask_babel import get_locale
 from werkzeug.wrappers import Response
 
-from sspm import services
 from sspm.change.views import current_rules
 from sspm.email import service
 from sspm.email.forms import RequestLinkForm
-from sspm.limits import email_guarded, per_ip
-from sspm.pages import explain, status_for
-from sspm.passwords import user_inputs
+from sspm.policy.passwords import user_inputs
+from sspm.policy.reasons import Reason
 from sspm.recovery.forms import NewPasswordForm
-from sspm.web import client_ip, link, page
+from sspm.web.context import services
+from sspm.web.limits import email_guarded, per_ip
+from sspm.web.pages import explain, status_for
+from sspm.web.routing import client_ip, link, page
 
 bp = Blueprint("email", __name__)
 
@@ -69,7 +70,7 @@ def reset(mobile: bool) -> tuple[str, int] | Response:
         return render_template("email/link_gone.html"), 410
     form = NewPasswordForm()
     rules = current_rules()
-    reason = None if rules else "unavailable"
+    reason = None if rules else Reason.UNAVAILABLE
     if rules and form.validate_on_submit():
         result = service.reset_with_link(
             the.directory,
@@ -88,7 +89,7 @@ def reset(mobile: bool) -> tuple[str, int] | Response:
             session.pop(_OPENED, None)
             session["recovery_done"] = "forgot"
             return redirect(link("recovery.done"), code=303)
-        if result.reason == "link_gone":
+        if result.reason == Reason.LINK_GONE:
             session.pop(_OPENED, None)
             return render_template("email/link_gone.html"), 410
         reason = result.reason

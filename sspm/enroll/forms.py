@@ -7,7 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import Field, SelectChoice, SelectField
 from wtforms.validators import DataRequired
 
-from sspm import fields
+from sspm.policy.reasons import Reason
+from sspm.web import fields
 
 
 class EnrollForm(FlaskForm):
@@ -17,9 +18,9 @@ class EnrollForm(FlaskForm):
         count = sum(1 for name in self._fields if name.startswith("question_"))
         return [(self[f"question_{i}"], self[f"answer_{i}"]) for i in range(count)]
 
-    def field_for(self, reason: str) -> Field | None:
+    def field_for(self, reason: Reason) -> Field | None:
         """The list where a question was chosen again: the service says only that one was (sspm.pages)."""
-        if reason != "question_twice":
+        if reason is not Reason.QUESTION_TWICE:
             return None
         seen: set[object] = set()
         for question, _ in self.pairs():

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from connectors.directory import Directory, DirectoryError, Outcome
-from sspm import audit
-from sspm.email.outbox import Outbox
-from sspm.questions import AnswerHasher, normalise
-from sspm.store import Answer, Enrollment, Store
+from sspm.account import audit
+from sspm.infra.outbox import Outbox
+from sspm.infra.store import Answer, Enrollment, Store
+from sspm.policy import reasons
+from sspm.policy.questions import AnswerHasher, normalise
+from sspm.policy.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +39,23 @@ def enrolled_questions(store: Store, account_id: str) -> list[str]:
         return list(rows)
 
 
-def answer_problem(picks: list[Pick], offered: set[str], min_length: int, username: str, password: str) -> str | None:
+def answer_problem(
+    picks: list[Pick], offered: set[str], min_length: int, username: str, password: str
+) -> Reason | None:
     """Why these answers cannot be kept, or None."""
     if len({p.question_id for p in picks}) != len(picks) or not all(p.question_id in offered for p in picks):
-        return "question_twice"
+        return Reason.QUESTION_TWICE
     answers = [normalise(p.answer) for p in picks]
     if any(len(a) < min_length for a in answers):
-        return "answer_too_short"
+        return Reason.ANSWER_TOO_SHORT
     if len(set(answers)) != len(answers):
-        return "answers_same"
+        return Reason.ANSWERS_SAME
     name = normalise(username)
     if name and any(name in a for a in answers):
-        return "answer_contains_name"
+        return Reason.ANSWER_CONTAINS_NAME
     secret = normalise(password)
     if secret and any(secret in a for a in answers):
-        return "answer_contains_password"
+        return Reason.ANSWER_CONTAINS_PASSWORD
     return None
 
 
@@ -68,22 +72,22 @@ def enroll(
     source_ip: str,
     outbox: Outbox,
     language: str,
-) -> str | None:
+) -> Reason | None:
     """Replace the account's questions; None on success, else a reason code."""
     try:
         account = directory.get_account(account_id)
         if account is None:
-            return Outcome.BAD_CREDENTIALS.value
+            return Reason.BAD_CREDENTIALS
         problem = answer_problem(picks, offered, min_length, account.username, password)
         if problem:
             return problem
         _, verdict = directory.verify_password(account.username, password)
     except DirectoryError as exc:
         log.warning("directory unavailable at enrollment: %s", exc)
-        return "unavailable"
+        return Reason.UNAVAILABLE
     if verdict.outcome is not Outcome.OK:
         audit.record(store, audit.Action.ENROLL, verdict.outcome.value, source_ip=source_ip, account=account)
-        return str(verdict.outcome.value)
+        return reasons.of(verdict.outcome)
     hashes = [hasher.hash(p.answer) for p in picks]
     with store.session() as session:
         existing = session.get(Enrollment, account.id)

@@ -7,13 +7,14 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from sspm import services
+from sspm.account.sessions import current_user, signed_in_required
 from sspm.enroll.forms import enroll_form
 from sspm.enroll.service import Pick, enroll, enrolled_questions
-from sspm.limits import guarded_signed_in
-from sspm.pages import explain, status_for
-from sspm.sessions import current_user, signed_in_required
-from sspm.web import client_ip, link, page
+from sspm.policy.reasons import Reason
+from sspm.web.context import services
+from sspm.web.limits import guarded_signed_in
+from sspm.web.pages import explain, status_for
+from sspm.web.routing import client_ip, link, page
 
 bp = Blueprint("enroll", __name__)
 
@@ -69,7 +70,7 @@ def edit(mobile: bool) -> tuple[str, int] | Response:
         if reason is None:
             flash(str(_SAVED))
             return redirect(link("enroll.index"), code=303)
-        if reason == "answer_contains_password":
+        if reason == Reason.ANSWER_CONTAINS_PASSWORD:
             # Never send a password back into a page, even inside an answer.
             for _, answer in form.pairs():
                 answer.data = ""

@@ -10,7 +10,7 @@ from flask import Blueprint, render_template
 
 from sspm.change.forms import ChangePasswordForm
 from sspm.change.views import current_rules
-from sspm.web import page
+from sspm.web.routing import page
 
 bp = Blueprint("home", __name__)
 

@@ -19,8 +19,8 @@ from captcha.image import ImageCaptcha
 from flask import session
 from PIL import Image
 
+from sspm.infra.state import State
 from sspm.recovery import captcha_audio
-from sspm.state import State
 
 #: No look-alikes (0/O, 1/I/L, 2/Z, 5/S, 8/B): people misread them, on screen and spoken.
 ALPHABET = "ACDEFHJKMNPRTUVWXY34679"

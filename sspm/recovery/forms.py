@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import Field, StringField
 from wtforms.validators import DataRequired, Length
 
-from sspm import fields
+from sspm.web import fields
 
 
 def _captcha_field() -> StringField:

@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from connectors.directory import Account, Directory, DirectoryError, Outcome
-from sspm import audit, logins
-from sspm.aftermath import after_password_set
-from sspm.email.outbox import Outbox
-from sspm.passwords import Rules, first_problem
-from sspm.questions import AnswerHasher, Catalogue
-from sspm.state import State
-from sspm.store import Answer, Store
+from sspm.account import audit
+from sspm.account.aftermath import after_password_set
+from sspm.infra.outbox import Outbox
+from sspm.infra.state import State
+from sspm.infra.store import Answer, Store
+from sspm.policy import logins, reasons
+from sspm.policy.passwords import Rules, first_problem
+from sspm.policy.questions import AnswerHasher, Catalogue
+from sspm.policy.reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ class Challenge:
 class Verdict:
     """``pass_id`` is set only when the user proved who they are."""
 
-    reason: str | None
+    reason: Reason | None
     pass_id: str | None = None
     purpose: str = ""
 
@@ -187,7 +189,7 @@ def answer(
     """Judge the answers to a challenge, once."""
     record = state.take("challenge", challenge_id)
     if record is None:
-        return Verdict("challenge_gone")
+        return Verdict(Reason.CHALLENGE_GONE)
     purpose = record["purpose"]
     account_id = record["account_id"]
     stored = _answers_of(store, account_id or NO_ACCOUNT)
@@ -223,7 +225,7 @@ def answer(
         username=record["account_username"],
         typed=record["typed"],
     )
-    return Verdict("too_late" if late else "answers_refused", purpose=purpose)
+    return Verdict(Reason.TOO_LATE if late else Reason.ANSWERS_REFUSED, purpose=purpose)
 
 
 def passed(state: State, pass_id: str, purpose: str) -> bool:
@@ -258,25 +260,25 @@ def reset(
     source_ip: str,
     outbox: Outbox,
     language: str,
-) -> str | None:
+) -> Reason | None:
     """Set the new password (and so clear any lock); None on success."""
     record = state.get("pass", pass_id)
     if record is None or record["purpose"] != "forgot":
-        return "challenge_gone"
+        return Reason.CHALLENGE_GONE
     try:
         account = directory.get_account(record["account_id"])
         if account is None:
-            return "challenge_gone"
+            return Reason.CHALLENGE_GONE
         problem = first_problem(new, confirm, "", rules, account)
         if problem is not None:
-            return problem.value
+            return problem
         outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
         log.warning("directory unavailable at a reset: %s", exc)
-        return "unavailable"
+        return Reason.UNAVAILABLE
     audit.record(store, audit.Action.FORGOT_RESET, outcome.value, source_ip=source_ip, account=account)
     if outcome is not Outcome.OK:
-        return str(outcome.value)
+        return reasons.of(outcome)
     state.delete("pass", pass_id)
     after_password_set(store, state, outbox, account, event="password_reset", source_ip=source_ip, language=language)
     return None
@@ -291,21 +293,21 @@ def unlock(
     source_ip: str,
     outbox: Outbox,
     language: str,
-) -> str | None:
+) -> Reason | None:
     """Clear the lock, leaving the password alone; None on success."""
     record = state.take("pass", pass_id)
     if record is None or record["purpose"] != "unlock":
-        return "challenge_gone"
+        return Reason.CHALLENGE_GONE
     try:
         account = directory.get_account(record["account_id"])
         if account is None:
-            return "challenge_gone"
+            return Reason.CHALLENGE_GONE
         outcome = directory.unlock(account)
     except DirectoryError as exc:
         log.warning("directory unavailable at an unlock: %s", exc)
-        return "unavailable"
+        return Reason.UNAVAILABLE
     audit.record(store, audit.Action.UNLOCK, outcome.value, source_ip=source_ip, account=account)
     if outcome is not Outcome.OK:
-        return str(outcome.value)
+        return reasons.of(outcome)
     after_password_set(store, state, outbox, account, event="account_unlocked", source_ip=source_ip, language=language)
     return None

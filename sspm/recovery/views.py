@@ -8,16 +8,18 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from connectors.directory import DirectoryError
-from sspm import audit, services
+from sspm.account import audit
 from sspm.change.views import current_rules
-from sspm.limits import costly, guarded, per_ip
-from sspm.messages import reason_text
-from sspm.pages import explain, focus, status_for
-from sspm.passwords import user_inputs
+from sspm.policy.passwords import user_inputs
+from sspm.policy.reasons import Reason
 from sspm.recovery import captcha, service
 from sspm.recovery.forms import ChallengeForm, NewPasswordForm, StartForm, challenge_form
 from sspm.recovery.service import RecoveryPolicy
-from sspm.web import client_ip, link, page
+from sspm.web.context import services
+from sspm.web.limits import costly, guarded, per_ip
+from sspm.web.messages import reason_text
+from sspm.web.pages import explain, focus, status_for
+from sspm.web.routing import client_ip, link, page
 
 bp = Blueprint("recovery", __name__)
 
@@ -38,7 +40,7 @@ def recovery_policy() -> RecoveryPolicy:
     )
 
 
-def _message(reason: str | None) -> str | None:
+def _message(reason: Reason | None) -> str | None:
     return reason_text(reason) if reason else None
 
 
@@ -64,7 +66,7 @@ def _start(purpose: str) -> tuple[str, int] | Response:
     reason = None
     if not _wants_new_image() and form.validate_on_submit():
         if not captcha.passes(the.state, form.captcha.data or ""):
-            reason = "captcha_wrong"
+            reason = Reason.CAPTCHA_WRONG
             audit.record(
                 the.store, audit.Action.recovery_start(purpose), reason, source_ip=client_ip(), typed=form.username.data
             )
@@ -81,7 +83,7 @@ def _start(purpose: str) -> tuple[str, int] | Response:
                     source_ip=client_ip(),
                 )
             except DirectoryError:
-                reason = "unavailable"
+                reason = Reason.UNAVAILABLE
             else:
                 previous = session.get(_CHALLENGE)
                 if isinstance(previous, str):
@@ -103,7 +105,7 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
     challenge_id = session.get(_CHALLENGE)
     current = service.load(the.state, challenge_id) if isinstance(challenge_id, str) else None
     if current is None:
-        return _gone("challenge_gone")
+        return _gone(Reason.CHALLENGE_GONE)
     language = str(get_locale())
     texts = [the.catalogue.by_id[q].in_language(language) for q in current.questions]
     form = challenge_form(texts)
@@ -112,7 +114,7 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
     reason = None
     if not _wants_new_image() and form.validate_on_submit():
         if not captcha.passes(the.state, form.captcha.data or ""):
-            reason = "captcha_wrong"
+            reason = Reason.CAPTCHA_WRONG
             audit.record(
                 the.store,
                 audit.Action.recovery_answers(current.purpose),
@@ -132,7 +134,7 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
                 source_ip=client_ip(),
             )
             if verdict.pass_id is None:
-                return _gone(verdict.reason or "answers_refused", purpose=current.purpose, status=422)
+                return _gone(verdict.reason or Reason.ANSWERS_REFUSED, purpose=current.purpose, status=422)
             if current.purpose == "unlock":
                 failed = service.unlock(
                     the.directory,
@@ -144,7 +146,7 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
                     language=str(get_locale()),
                 )
                 if failed:
-                    return _gone(failed, purpose=current.purpose, status=503 if failed == "unavailable" else 422)
+                    return _gone(failed, purpose=current.purpose, status=503 if failed == Reason.UNAVAILABLE else 422)
                 session[_DONE] = "unlock"
                 return redirect(link("recovery.done"), code=303)
             session[_PASS] = verdict.pass_id
@@ -188,9 +190,9 @@ def _time_is_up(current: service.Challenge, answers: list[str]) -> tuple[str, in
             answers=answers,
             source_ip=client_ip(),
         )
-        return _gone(verdict.reason or "too_late", purpose=current.purpose, status=422)
+        return _gone(verdict.reason or Reason.TOO_LATE, purpose=current.purpose, status=422)
     service.abandon(the.state, current.id)
-    return _gone("too_late", purpose=current.purpose)
+    return _gone(Reason.TOO_LATE, purpose=current.purpose)
 
 
 @page(bp, "/recovery/new-password", methods=["GET", "POST"])
@@ -199,10 +201,10 @@ def new_password(mobile: bool) -> tuple[str, int] | Response:
     the = services()
     pass_id = session.get(_PASS)
     if not isinstance(pass_id, str) or not service.passed(the.state, pass_id, "forgot"):
-        return _gone("challenge_gone")
+        return _gone(Reason.CHALLENGE_GONE)
     form = NewPasswordForm()
     rules = current_rules()
-    reason = None if rules else "unavailable"
+    reason = None if rules else Reason.UNAVAILABLE
     if rules and form.validate_on_submit():
         reason = service.reset(
             the.directory,
@@ -242,7 +244,7 @@ def done(mobile: bool) -> str | Response:
     return render_template("recovery/done.html", purpose=purpose)
 
 
-def _gone(reason: str, *, purpose: str = "forgot", status: int = 410) -> tuple[str, int]:
+def _gone(reason: Reason, *, purpose: str = "forgot", status: int = 410) -> tuple[str, int]:
     return render_template("recovery/gone.html", message=_message(reason), purpose=purpose), status
 
 

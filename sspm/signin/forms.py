@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
-from sspm import fields
+from sspm.web import fields
 
 
 class SignInForm(FlaskForm):

@@ -8,18 +8,20 @@ import time
 from dataclasses import dataclass
 
 from connectors.directory import Account, Directory, DirectoryError, Outcome
-from sspm import audit, logins
-from sspm.store import Store
-from sspm.timing import pad_refusal
+from sspm.account import audit
+from sspm.infra.store import Store
+from sspm.policy import logins
+from sspm.policy.reasons import Reason
+from sspm.policy.timing import pad_refusal
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SignInResult:
-    """``reason`` None: signed in. "expired"/"must_change": proven, but change it first."""
+    """``reason`` None: signed in. Reason.EXPIRED/Reason.MUST_CHANGE: proven, but change it first."""
 
-    reason: str | None
+    reason: Reason | None
     account: Account | None = None
     #: Whole days (rounded up) until the password expires, when the directory
     #: warned at this bind (ppolicy's timeBeforeExpiration, AD's expiry time).
@@ -28,19 +30,19 @@ class SignInResult:
 
 def sign_in(directory: Directory, store: Store, login: str, password: str, source_ip: str) -> SignInResult:
     if not login.strip() or not password.strip():
-        return SignInResult(Outcome.BAD_CREDENTIALS.value)
+        return SignInResult(Reason.BAD_CREDENTIALS)
     started = time.perf_counter()
     try:
         account, verdict = directory.verify_password(logins.spelling(login), password)
     except DirectoryError as exc:
         log.warning("directory unavailable at sign-in: %s", exc)
-        return SignInResult("unavailable")
+        return SignInResult(Reason.UNAVAILABLE)
     outcome = verdict.outcome
     audit.record(store, audit.Action.SIGN_IN, outcome.value, source_ip=source_ip, account=account, typed=login)
     if account is None or not verdict.password_proven:
         pad_refusal(started)
         # Locked and disabled read like a wrong password: see sspm.messages.
-        return SignInResult(Outcome.BAD_CREDENTIALS.value)
+        return SignInResult(Reason.BAD_CREDENTIALS)
     if outcome is not Outcome.OK:
         return SignInResult(outcome.value, account)
     return SignInResult(None, account, _days(verdict.expires_in))

@@ -6,13 +6,14 @@ from flask import Blueprint, flash, redirect, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from sspm import services
-from sspm.limits import guarded
-from sspm.pages import explain, status_for
-from sspm.sessions import current_user, sign_in, sign_out
+from sspm.account.sessions import current_user, sign_in, sign_out
+from sspm.policy.reasons import Reason
 from sspm.signin.forms import SignInForm
 from sspm.signin.service import sign_in as check_credentials
-from sspm.web import client_ip, link, page
+from sspm.web.context import services
+from sspm.web.limits import guarded
+from sspm.web.pages import explain, status_for
+from sspm.web.routing import client_ip, link, page
 
 bp = Blueprint("signin", __name__)
 
@@ -30,7 +31,7 @@ def form(mobile: bool) -> tuple[str, int] | Response:
         result = check_credentials(
             the.directory, the.store, form.username.data or "", form.password.data or "", client_ip()
         )
-        if result.reason in ("expired", "must_change") and result.account:
+        if result.reason in (Reason.EXPIRED, Reason.MUST_CHANGE) and result.account:
             # Proven but unusable: the only thing to do is change it.
             return redirect(link("change.form", reason=result.reason, username=result.account.username), code=303)
         if result.reason is None and result.account:

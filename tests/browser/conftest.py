@@ -28,9 +28,9 @@ from lab import Slapd
 from lab.enrollment import seed_enrollment
 from lab.env import LabDirectory
 from lab.samba import SambaDC
-from sspm import create_app
-from sspm.messages import reason_text
-from sspm.settings import Settings
+from sspm.app import create_app
+from sspm.infra.settings import Settings
+from sspm.web.messages import reason_text
 
 #: Debian's chromium; Playwright's own download is not available here.
 CHROMIUM = "/usr/bin/chromium"

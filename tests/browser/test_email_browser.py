@@ -26,7 +26,7 @@ from sqlalchemy import select
 from connectors.directory import Outcome
 from lab import SeedAccount
 from sspm.email.jobs import QUEUE
-from sspm.store import ResetToken
+from sspm.infra.store import ResetToken
 
 from .conftest import LiveServer, assert_no_horizontal_scroll, directory_of, tab_until
 

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from connectors.directory import Outcome
 from lab import SeedAccount
-from sspm.questions import normalise
-from sspm.store import Answer
+from sspm.infra.store import Answer
+from sspm.policy.questions import normalise
 
 from .conftest import LiveServer, assert_no_horizontal_scroll, directory_of, refusal, say, tab_until
 

@@ -23,9 +23,9 @@ from playwright.sync_api import Locator, Page, expect
 from connectors.directory import Account
 from lab import SeedAccount
 from lab.enrollment import DEMO_ANSWERS
-from sspm import tokens
+from sspm.account import tokens
 from sspm.email.jobs import RESET_PURPOSE
-from sspm.passwords import contains_name, strength, user_inputs
+from sspm.policy.passwords import contains_name, strength, user_inputs
 
 from .conftest import LiveServer, captcha_text, directory_of, enroll_seeded, question_ids, refusal
 

@@ -21,8 +21,8 @@ from werkzeug.test import TestResponse
 
 from lab import Pki, Slapd, start_slapd
 from lab.env import LabDirectory
-from sspm import create_app
-from sspm.messages import reason_text
+from sspm.app import create_app
+from sspm.web.messages import reason_text
 
 HTTPS_BASE_URL = "https://sspm.partners.example"
 HTTP_BASE_URL = "http://sspm.partners.example"

@@ -27,9 +27,9 @@ from werkzeug.test import TestResponse
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from lab.enrollment import seed_enrollment
-from sspm.messages import reason_text
+from sspm.infra.store import Answer, AuditEvent
 from sspm.recovery.service import question_pool
-from sspm.store import Answer, AuditEvent
+from sspm.web.messages import reason_text
 from tests.flows.conftest import Visitor, csrf_token
 
 SESSION_COOKIE = "sspm_session"

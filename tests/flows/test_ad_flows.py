@@ -21,8 +21,8 @@ from werkzeug.test import TestResponse
 
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd, samba
-from sspm import services
-from sspm.passwords import Rules, first_problem
+from sspm.policy.passwords import Rules, first_problem
+from sspm.web.context import services
 from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, reason_in, says, without_token
 from tests.flows.test_change_password import REFUSALS, Refusal, verdict
 

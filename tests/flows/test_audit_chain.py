@@ -27,12 +27,12 @@ from sqlalchemy import Engine, create_engine, delete, func, select, update
 
 from lab import SeedAccount, Slapd, free_port
 from lab.env import sspm_environ
-from sspm import audit
 from sspm.__main__ import verify_audit
-from sspm.actor import Actor, ActorKind
-from sspm.auditchain import Entry, digest
-from sspm.settings import ROOT, ConfigError
-from sspm.store import AuditChainHead, AuditEvent, Store, utcnow
+from sspm.account import audit
+from sspm.infra.settings import ROOT, ConfigError
+from sspm.infra.store import AuditChainHead, AuditEvent, Store, utcnow
+from sspm.policy.actor import Actor, ActorKind
+from sspm.policy.auditchain import Entry, digest
 from tests.flows.conftest import AppFactory, Visitor
 from tests.flows.recovery_helpers import sign_in
 
@@ -231,9 +231,9 @@ def test_a_staff_actor_is_kept_apart_from_the_account_acted_on(database_url: str
 _APPENDER = """
 import sys, time
 from pathlib import Path
-from sspm import audit
-from sspm.actor import Actor
-from sspm.store import Store
+from sspm.account import audit
+from sspm.policy.actor import Actor
+from sspm.infra.store import Store
 
 url, name, count, ready, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5])
 store = Store(url)

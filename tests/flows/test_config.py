@@ -9,7 +9,7 @@ import pytest
 from dotenv import dotenv_values
 
 from lab import Pki, samba
-from sspm.settings import ROOT, ConfigError, Settings, load
+from sspm.infra.settings import ROOT, ConfigError, Settings, load
 
 NO_ENV_FILE = Path("/nonexistent/.env")
 

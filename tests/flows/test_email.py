@@ -37,9 +37,9 @@ from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS, seed_enrollment
 from lab.smtp import Mailbox
 from sspm.email.jobs import QUEUE
-from sspm.fields import MAX_USERNAME
-from sspm.settings import ConfigError
-from sspm.store import AuditEvent, EmailEvent, ResetToken, utcnow
+from sspm.infra.settings import ConfigError
+from sspm.infra.store import AuditEvent, EmailEvent, ResetToken, utcnow
+from sspm.web.fields import MAX_USERNAME
 from tests.contract.test_directory import HOSTILE_LOGINS
 from tests.flows.conftest import (
     HTTPS_BASE_URL,

@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
-from sspm.store import ResetToken
-from sspm.tokens import outdated
+from sspm.account.tokens import outdated
+from sspm.infra.store import ResetToken
 from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor
 from tests.flows.test_email import (
     EMAIL_ENV,

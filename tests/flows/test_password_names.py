@@ -22,9 +22,9 @@ from werkzeug.test import TestResponse
 from connectors.directory import Account, Directory, Outcome
 from lab import SeedAccount
 from lab.enrollment import DEMO_ANSWERS
-from sspm import tokens
+from sspm.account import tokens
 from sspm.email.jobs import RESET_PURPOSE
-from sspm.passwords import user_inputs
+from sspm.policy.passwords import user_inputs
 from tests.flows.conftest import Visitor
 from tests.flows.recovery_helpers import recover, says_reason, seed_enrolled, set_new_password, verdict
 

@@ -25,10 +25,10 @@ from sqlalchemy import create_engine, inspect
 
 from connectors.directory import Outcome
 from lab import SeedAccount, Slapd
-from sspm import audit, tokens
-from sspm.audit import check_chain
+from sspm.account import audit, tokens
+from sspm.account.audit import check_chain
 from sspm.email import jobs
-from sspm.store import Base, Store, alembic_config, head_revision, migrate, utcnow
+from sspm.infra.store import Base, Store, alembic_config, head_revision, migrate, utcnow
 from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor
 from tests.flows.recovery_helpers import account_id, enroll, recover, set_new_password, sign_in, stored_answers, verdict
 

@@ -17,7 +17,7 @@ from markupsafe import escape
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
-from sspm.messages import lra_contact
+from sspm.web.messages import lra_contact
 from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token, says, text_in
 from tests.flows.recovery_helpers import (
     WRONG,

@@ -30,9 +30,9 @@ from connectors.directory import Account, Directory, Outcome
 from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
 from lab.redis import start_redis
-from sspm import create_app
-from sspm.fields import MAX_USERNAME
-from sspm.questions import normalise
+from sspm.app import create_app
+from sspm.policy.questions import normalise
+from sspm.web.fields import MAX_USERNAME
 from tests.contract.test_directory import HOSTILE_LOGINS
 from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token, says, text_in
 from tests.flows.recovery_helpers import (

@@ -14,7 +14,7 @@ from flask import Flask
 
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
-from sspm.fields import MAX_USERNAME
+from sspm.web.fields import MAX_USERNAME
 from tests.contract.test_directory import HOSTILE_LOGINS
 from tests.flows.conftest import (
     HTTP_BASE_URL,

@@ -24,8 +24,9 @@ from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
 from lab.env import LabDirectory
 from lab.seed import MAIL_DOMAIN
-from sspm import create_app, logins
-from sspm.store import AccountPreference
+from sspm.app import create_app
+from sspm.infra.store import AccountPreference
+from sspm.policy import logins
 from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token, without_token
 from tests.flows.recovery_helpers import (
     asked,

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sspm.actor import Actor, ActorKind
-from sspm.audit import Action
-from sspm.auditchain import (
+from sspm.account.audit import Action
+from sspm.policy.actor import Actor, ActorKind
+from sspm.policy.auditchain import (
     GENESIS,
     Break,
     Damage,
@@ -51,7 +51,7 @@ def entry(seq: int, **changes: object) -> Entry:
 
 
 def chain(length: int, start_id: int = 100) -> tuple[list[Link], Head]:
-    """``length`` rows written one after the other, as ``sspm.audit.record`` writes them."""
+    """``length`` rows written one after the other, as ``sspm.account.audit.record`` writes them."""
     links: list[Link] = []
     prev = GENESIS
     for seq in range(1, length + 1):

@@ -10,10 +10,11 @@ from flask_babel.speaklater import LazyString
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from sspm import audit
-from sspm.messages import reason_text
-from sspm.state import StateUnavailable
-from sspm.web import client_ip
+from sspm.account import audit
+from sspm.infra.state import StateUnavailable
+from sspm.policy.reasons import Reason
+from sspm.web.messages import reason_text
+from sspm.web.routing import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(429)
     def too_many(error: HTTPException) -> tuple[str, int]:
-        from sspm import services
+        from sspm.web.context import services
 
         # A refusal like any other: on the audit trail (by address; the typed name is not kept).
         audit.record(
@@ -63,7 +64,7 @@ def init_app(app: Flask) -> None:
             source_ip=client_ip(),
             details={"endpoint": request.endpoint or "unknown"},
         )
-        return _page(429, str(_l("Too many attempts")), reason_text("rate_limited"))
+        return _page(429, str(_l("Too many attempts")), reason_text(Reason.RATE_LIMITED))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:

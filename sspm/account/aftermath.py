@@ -20,10 +20,10 @@ import logging
 from typing import Literal
 
 from connectors.directory import Account
-from sspm import audit, sessions, tokens
-from sspm.email.outbox import Outbox
-from sspm.state import State, StateUnavailable
-from sspm.store import Store
+from sspm.account import audit, sessions, tokens
+from sspm.infra.outbox import Outbox
+from sspm.infra.state import State, StateUnavailable
+from sspm.infra.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from flask_limiter.util import get_remote_address
 from limits import parse_many
 from redis.exceptions import RedisError
 
-from sspm import logins
+from sspm.policy import logins
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
 
@@ -61,8 +61,8 @@ def _typed_key() -> str:
 def _signed_in_key() -> str:
     # Re-confirming the password at enrollment counts against the signed-in
     # user's own name, in the bucket sign-in and change use for it.
-    from sspm import services
-    from sspm.sessions import current_user
+    from sspm.account.sessions import current_user
+    from sspm.web.context import services
 
     user = current_user(services().state)
     return name_key(user.username) if user else "name:nobody"

@@ -18,16 +18,15 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import Field
 
-from sspm.messages import NEW_PASSWORD_REASONS, reason_text
-
-UNAVAILABLE = frozenset({"unavailable", "email_unavailable"})
+from sspm.policy.reasons import NEW_PASSWORD_REASONS, UNAVAILABLE, Reason
+from sspm.web.messages import reason_text
 
 #: Refusals about one field, by the name every form gives that field (sspm.fields).
-FIELD_OF_REASON: dict[str, str] = {
+FIELD_OF_REASON: dict[Reason, str] = {
     **dict.fromkeys(NEW_PASSWORD_REASONS, "new"),
     # Said where the second typing went wrong, not on the first box.
-    "mismatch": "confirm",
-    "captcha_wrong": "captcha",
+    Reason.MISMATCH: "confirm",
+    Reason.CAPTCHA_WRONG: "captcha",
 }
 
 #: Said next to a password box the server emptied: it never sends a password back into a page.
@@ -38,10 +37,10 @@ RETYPE = _l("For your security, this box was emptied. Type it again.")
 class LocatesReasons(Protocol):
     """A form whose field for a reason depends on what was typed (which of three questions was repeated)."""
 
-    def field_for(self, reason: str) -> Field | None: ...
+    def field_for(self, reason: Reason) -> Field | None: ...
 
 
-def status_for(form: FlaskForm, reason: str | None) -> int:
+def status_for(form: FlaskForm, reason: Reason | None) -> int:
     if reason in UNAVAILABLE:
         return 503
     if form.is_submitted() and (reason or form.errors):
@@ -49,7 +48,7 @@ def status_for(form: FlaskForm, reason: str | None) -> int:
     return 200
 
 
-def explain(form: FlaskForm, reason: str | None, **values: object) -> str | None:
+def explain(form: FlaskForm, reason: Reason | None, **values: object) -> str | None:
     """The sentence for ``reason`` for the page's summary, or None when it was put on its field.
 
     Also decides where the keyboard lands when the page comes back (see ``_land``).
@@ -68,7 +67,7 @@ def focus(field: Field) -> None:
     field.render_kw = {**(field.render_kw or {}), "autofocus": True}
 
 
-def _field_for(form: FlaskForm, reason: str) -> Field | None:
+def _field_for(form: FlaskForm, reason: Reason) -> Field | None:
     found = form.field_for(reason) if isinstance(form, LocatesReasons) else None
     if found is not None:
         return found

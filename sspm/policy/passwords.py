@@ -13,7 +13,6 @@ code points.
 
 from __future__ import annotations
 
-import enum
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -21,22 +20,13 @@ from dataclasses import dataclass
 from zxcvbn_rs_py import zxcvbn
 
 from connectors.directory import Account, PasswordPolicy
+from sspm.policy.reasons import Reason
 
 #: zxcvbn's cost grows fast with length; past this the estimate only looks
 #: at the start, which already scores any sane long password as strong.
 _ESTIMATE_CHARS = 64
 #: Name parts shorter than this would refuse too much ("Al" in "Always").
 _MIN_NAME_PART = 3
-
-
-class Problem(enum.Enum):
-    """Why a new password is refused before the directory sees it."""
-
-    MISMATCH = "mismatch"
-    SAME_AS_OLD = "same_as_old"
-    TOO_SHORT = "too_short"
-    TOO_WEAK = "too_weak"
-    CONTAINS_NAME = "contains_name"
 
 
 @dataclass(frozen=True)
@@ -108,23 +98,23 @@ def contains_name(password: str, names: list[str]) -> bool:
     return any(fold(name) in folded for name in names)
 
 
-def first_problem(new: str, confirm: str, old: str, rules: Rules, account: Account | None) -> Problem | None:
+def first_problem(new: str, confirm: str, old: str, rules: Rules, account: Account | None) -> Reason | None:
     """The first reason to refuse ``new``, or None.
 
     Checks that need no account come first and never depend on who the
     user is; the name checks run only once the account is proven.
     """
     if new != confirm:
-        return Problem.MISMATCH
+        return Reason.MISMATCH
     if new == old:
-        return Problem.SAME_AS_OLD
+        return Reason.SAME_AS_OLD
     if len(new) < rules.min_length:
-        return Problem.TOO_SHORT
+        return Reason.TOO_SHORT
     if account is None:
         return None
     names = user_inputs(account)
     if contains_name(new, names):
-        return Problem.CONTAINS_NAME
+        return Reason.CONTAINS_NAME
     if strength(new, names) < rules.min_strength:
-        return Problem.TOO_WEAK
+        return Reason.TOO_WEAK
     return None

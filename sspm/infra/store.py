@@ -22,7 +22,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def utcnow() -> datetime:
@@ -63,7 +63,7 @@ class AuditEvent(Base):
 
     Rows form a hash chain (sspm.auditchain): ``seq`` is the position,
     ``prev_digest`` the digest of the row before, ``digest`` that of this
-    row's content with it. Only ``sspm.audit.record`` writes here.
+    row's content with it. Only ``sspm.account.audit.record`` writes here.
     """
 
     __tablename__ = "audit_event"
@@ -76,7 +76,7 @@ class AuditEvent(Base):
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(256))
     actor_role: Mapped[str | None] = mapped_column(String(64))
-    #: One of sspm.audit.Action.
+    #: One of sspm.account.audit.Action.
     action: Mapped[str] = mapped_column(String(64), index=True)
     outcome: Mapped[str] = mapped_column(String(64))
     #: The account acted on, by its immutable id.
@@ -164,7 +164,7 @@ class Store:
         SQLite's default transaction reads before it locks, so two processes
         could both read the audit chain's head and then both append after it;
         BEGIN IMMEDIATE makes a read-then-write transaction wait its turn.
-        (PostgreSQL locks the head row itself: see sspm.audit.)
+        (PostgreSQL locks the head row itself: see sspm.account.audit.)
         """
         with self._sessions.begin() as session:
             if immediate and self.is_sqlite:

@@ -17,22 +17,19 @@ whoever can write to the database (``ship_to``).
 from __future__ import annotations
 
 import json
-import logging
-import logging.handlers
 from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from sqlalchemy import Table, bindparam, event, select
 from sqlalchemy.orm import Session
 
 from connectors.directory import Account
-from sspm import auditchain, logins
-from sspm.actor import Actor
-from sspm.auditchain import GENESIS, Break, Entry, Head, Link, refuse_secrets, verify
-from sspm.store import AuditChainHead, AuditEvent, Store, utcnow
+from sspm.infra import logs
+from sspm.infra.store import AuditChainHead, AuditEvent, Store, utcnow
+from sspm.policy import auditchain, logins
+from sspm.policy.actor import Actor
+from sspm.policy.auditchain import GENESIS, Break, Entry, Head, Link, refuse_secrets, verify
 
 #: The worker's pseudo-address, kept as the address of the rows its jobs write.
 WORKER = "worker"
@@ -258,37 +255,7 @@ def check_chain(store: Store) -> tuple[int, Break | None]:
 
 # -- shipping to a separate system ----------------------------------------------------------------------
 
-_shipper = logging.getLogger("sspm.audit.events")
-_shipper.propagate = False
-
-
-def ship_to(syslog: str = "", json_file: Path | None = None) -> None:
-    """Send each event, once committed, to syslog and/or a JSON-lines file (ASVS 16.4.3).
-
-    ``syslog`` is ``udp://host:port`` or the path of a local socket
-    (``/dev/log``). Replaces what an earlier call set up; neither: off.
-    Raises OSError when the file cannot be opened; a syslog socket not
-    listening yet is tried again at each event, as openlog() does. A copy
-    that cannot be delivered (syslog away) is lost, never a reason to
-    refuse the user: the chain in the database stays the record.
-    """
-    for handler in list(_shipper.handlers):
-        _shipper.removeHandler(handler)
-        handler.close()
-    if syslog:
-        if syslog.startswith("udp://"):
-            where = urlsplit(syslog)
-            address: str | tuple[str, int] = (where.hostname or "127.0.0.1", where.port or 514)
-        else:
-            address = syslog
-        to_syslog = logging.handlers.SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_AUTH)
-        to_syslog.setFormatter(logging.Formatter("sspm-audit: %(message)s"))
-        _shipper.addHandler(to_syslog)
-    if json_file is not None:
-        to_file = logging.FileHandler(json_file, encoding="utf-8")  # opened now: a wrong path stops the start
-        to_file.setFormatter(logging.Formatter("%(message)s"))
-        _shipper.addHandler(to_file)
-    _shipper.setLevel(logging.INFO if _shipper.handlers else logging.CRITICAL + 1)
+_shipper = logs.AUDIT_EVENTS
 
 
 def _ship(link: Link) -> None:

@@ -17,9 +17,9 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 
 from connectors.directory import Account
-from sspm import audit
+from sspm.account import audit
 from sspm.email import jobs
-from sspm.store import AccountPreference, Store, utcnow
+from sspm.infra.store import AccountPreference, Store, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import NewType
 
 from sqlalchemy import select, update
 
-from sspm.store import ResetToken, Store, utcnow
+from sspm.infra.store import ResetToken, Store, utcnow
 
 #: A token's SHA-256, as stored; what SSPM holds on to once a link is opened.
 Digest = NewType("Digest", str)

@@ -24,8 +24,8 @@ from typing import Any
 from flask import current_app, g, redirect, request, session
 
 from connectors.directory import Account
-from sspm.state import State
-from sspm.web import link
+from sspm.infra.state import State
+from sspm.web.routing import link
 
 _HANDLE = "sid"
 _KIND = "session"
@@ -103,7 +103,7 @@ def signed_in_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        from sspm import services
+        from sspm.web.context import services
 
         if current_user(services().state) is None:
             return redirect(link("signin.form", next=request.endpoint))

@@ -17,9 +17,9 @@ from dotenv import dotenv_values
 
 from connectors import KINDS
 from connectors.settings import DirectorySettings
-from sspm.email.smtp import SmtpSettings
+from sspm.infra.smtp import SmtpSettings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS_FILE = ROOT / "config" / "defaults.env"
 
 
@@ -37,7 +37,7 @@ class Settings:
     default_language: str
     redis_url: str
     database_url: str
-    #: Where audit events are also sent as they happen (sspm.audit.ship_to); empty/None: nowhere.
+    #: Where audit events are also sent as they happen (sspm.infra.logs.ship_to); empty/None: nowhere.
     audit_syslog: str
     audit_json_file: Path | None
     limit_per_ip: str

@@ -1,0 +1,98 @@
+"""Why something was refused: one closed vocabulary for pages, emails, audit and the API.
+
+A use case answers with a :class:`Reason`, never a free string, so a typo
+fails type-checking instead of becoming a 500 at the page that looks the
+sentence up (sspm.web.messages holds one sentence per member, and a unit
+test keeps the two in step). Members are strings, so they are stored and
+compared as the words the audit trail has always used.
+
+Directory failures are turned into a reason here, and logged here, once:
+a misconfigured service account is an operator's problem wherever it
+shows up (change, sign-in, recovery, a job), so it is logged loudly by
+the same line everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+from connectors.directory import DirectoryError, DirectoryMisconfigured, Outcome
+
+log = logging.getLogger("sspm.directory")
+
+
+class Reason(StrEnum):
+    """Everything a user (or a staff member, or an API client) can be told was wrong."""
+
+    # What the directory decided (one per connectors.directory.Outcome that is not OK).
+    BAD_CREDENTIALS = "bad_credentials"
+    LOCKED = "locked"
+    DISABLED = "disabled"
+    EXPIRED = "expired"
+    MUST_CHANGE = "must_change"
+    TOO_SHORT = "too_short"
+    TOO_WEAK = "too_weak"
+    IN_HISTORY = "in_history"
+    TOO_YOUNG = "too_young"
+    UNUSABLE_CHARACTERS = "unusable_characters"
+    # SSPM's own password rules.
+    CONTAINS_NAME = "contains_name"
+    SAME_AS_OLD = "same_as_old"
+    MISMATCH = "mismatch"
+    # Something SSPM relies on did not answer: nothing was changed.
+    UNAVAILABLE = "unavailable"
+    EMAIL_UNAVAILABLE = "email_unavailable"
+    # Recovery.
+    CAPTCHA_WRONG = "captcha_wrong"
+    ANSWERS_REFUSED = "answers_refused"
+    TOO_LATE = "too_late"
+    CHALLENGE_GONE = "challenge_gone"
+    LINK_GONE = "link_gone"
+    # Enrollment.
+    QUESTION_TWICE = "question_twice"
+    ANSWER_TOO_SHORT = "answer_too_short"
+    ANSWERS_SAME = "answers_same"
+    ANSWER_CONTAINS_NAME = "answer_contains_name"
+    ANSWER_CONTAINS_PASSWORD = "answer_contains_password"  # noqa: S105 (a reason, not a password)
+    # Limits.
+    RATE_LIMITED = "rate_limited"
+
+
+#: Reasons about the new password: said next to that field.
+NEW_PASSWORD_REASONS = frozenset(
+    {
+        Reason.TOO_SHORT,
+        Reason.TOO_WEAK,
+        Reason.CONTAINS_NAME,
+        Reason.IN_HISTORY,
+        Reason.SAME_AS_OLD,
+        Reason.TOO_YOUNG,
+        Reason.MISMATCH,
+        Reason.UNUSABLE_CHARACTERS,
+    }
+)
+
+#: Reasons that mean "not now, try again": a 503, not a 422.
+UNAVAILABLE = frozenset({Reason.UNAVAILABLE, Reason.EMAIL_UNAVAILABLE})
+
+
+def of(outcome: Outcome) -> Reason:
+    """The reason for a directory's refusal (``Outcome.OK`` is not a refusal)."""
+    if outcome is Outcome.OK:
+        raise ValueError("Outcome.OK is not a reason to refuse")
+    return Reason(outcome.value)
+
+
+def directory_failed(exc: DirectoryError, doing: str) -> Reason:
+    """Log a directory failure once, the same way everywhere, and say what the user is told.
+
+    ``doing`` names the work in a few words ("change password"); never a
+    password or an answer. A misconfiguration is an ERROR an operator must
+    fix; a directory that is away is a WARNING that passes by itself.
+    """
+    if isinstance(exc, DirectoryMisconfigured):
+        log.error("%s: the directory refused SSPM's own set-up; an operator must act: %s", doing, exc)
+    else:
+        log.warning("%s: directory unavailable: %s", doing, exc)
+    return Reason.UNAVAILABLE

@@ -1,0 +1,87 @@
+"""Every refusal a user can meet, in plain words: the one place they live.
+
+Use cases answer with a :class:`sspm.policy.reasons.Reason`; pages,
+emails and the API look the sentence up here. Each sentence says what
+happened and what to do next, and none of them names a directory code.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
+from sspm.policy.reasons import Reason
+
+REASONS: dict[Reason, LazyString] = {
+    # Also said for locked and disabled accounts: directories answer "locked"
+    # without checking the password, so a distinct sentence would tell anyone
+    # which user names exist.
+    Reason.BAD_CREDENTIALS: _l(
+        "The user name or password is not right, or the account is locked. Check both (is Caps Lock on?) "
+        "and try again. After too many wrong tries the account locks: you can unlock it yourself. "
+        "If it is still refused, contact %(lra)s."
+    ),
+    Reason.LOCKED: _l(
+        "Your account is locked after too many wrong passwords. Wait until it unlocks by itself, then try again."
+    ),
+    Reason.DISABLED: _l("Your account is disabled. Contact %(lra)s to have it enabled."),
+    Reason.EXPIRED: _l("Your password has expired. Change it here with your expired password."),
+    Reason.MUST_CHANGE: _l("Your password is temporary. Change it here before you use it anywhere else."),
+    Reason.TOO_SHORT: _l("The new password is too short. Use at least %(min_length)s characters."),
+    Reason.TOO_WEAK: _l(
+        "The new password is too easy to guess. Make it longer, for example with a few unrelated words."
+    ),
+    Reason.CONTAINS_NAME: _l("The new password must not contain your user name or your name. Choose another one."),
+    Reason.IN_HISTORY: _l("You have used this password recently. Choose one you have not used before."),
+    Reason.SAME_AS_OLD: _l("The new password must be different from your current password."),
+    Reason.TOO_YOUNG: _l(
+        "Your password was changed too recently to change it again. Try again later, or contact %(lra)s."
+    ),
+    Reason.MISMATCH: _l("The two new passwords do not match. Type the same new password in both boxes."),
+    # A control character (tab, NUL...) usually comes with a paste; it could not be typed at a sign-in prompt.
+    Reason.UNUSABLE_CHARACTERS: _l(
+        "The new password contains an invisible control character, such as a tab, that cannot be used in a "
+        "password. Type it again without it: letters in any language, digits, spaces and punctuation all work."
+    ),
+    Reason.UNAVAILABLE: _l("We could not reach the directory, so nothing was changed. Wait a minute and try again."),
+    Reason.CAPTCHA_WRONG: _l(
+        "The characters you typed do not match the image. "
+        "Type the characters of the new image, or listen to the audio version."
+    ),
+    Reason.ANSWERS_REFUSED: _l(
+        "We could not confirm your identity with these answers. Start again and check your answers. "
+        "If you never set up security questions, get a reset link by email instead, or contact %(lra)s."
+    ),
+    Reason.TOO_LATE: _l(
+        "The time to answer ran out, so your answers were not checked. Start again: you will get a new countdown."
+    ),
+    Reason.CHALLENGE_GONE: _l("This step has expired or was already used. Start again from the beginning."),
+    Reason.QUESTION_TWICE: _l("Choose a different question in each box."),
+    Reason.ANSWER_TOO_SHORT: _l("Each answer needs at least %(min_length)s characters."),
+    Reason.ANSWERS_SAME: _l("Give a different answer to each question."),
+    Reason.ANSWER_CONTAINS_NAME: _l("An answer must not contain your user name."),
+    Reason.ANSWER_CONTAINS_PASSWORD: _l("An answer must not contain your password."),
+    Reason.EMAIL_UNAVAILABLE: _l(
+        "We could not send the email right now, and nothing was changed. "
+        "Wait a few minutes and ask again, or answer your security questions instead."
+    ),
+    Reason.LINK_GONE: _l("This link no longer works. Ask for a new one."),
+    Reason.RATE_LIMITED: _l("Too many attempts. For your security, wait a few minutes before you try again."),
+}
+
+
+def lra_contact() -> str:
+    """Who to contact when SSPM cannot help, in the page's language.
+
+    SSPM_LRA_CONTACT names it (a name or a number reads the same in every
+    language); left empty, the translated generic wording is used.
+    """
+    return current_app.config["SSPM_SETTINGS"].lra_contact or str(_l("your Local Registration Authority"))
+
+
+def reason_text(reason: Reason, **values: object) -> str:
+    """The translated sentence for ``reason``, with its placeholders filled."""
+    values.setdefault("lra", lra_contact())
+    values.setdefault("min_length", 8)
+    return str(REASONS[reason]) % values
