@@ -10,8 +10,12 @@ Requirements on the server side: LDAPS (or
 StartTLS) with a certificate SSPM can verify, and a service account that is
 *not* a domain administrator, delegated on the users' OU (inherited by user
 objects) the Reset Password right and write access to pwdLastSet and
-lockoutTime. Nothing else: in particular not userAccountControl, so SSPM can
-never enable an account an administrator disabled.
+lockoutTime. Nothing else: in particular not userAccountControl, so the
+account every page uses can never enable an account an administrator
+disabled. Enabling, disabling and provisioning are the provisioning
+account's (``provisioning_bind_dn``), delegated on the provisioning base:
+create and delete user objects, and on them Reset Password and write
+access to userAccountControl, pwdLastSet, the names, mail and phone.
 
 A user's own change is the LDAP "change" operation (delete the old
 ``unicodePwd``, add the new) sent by the service account: AD checks the old
@@ -23,30 +27,44 @@ and temporary passwords, which can no longer bind.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ldap3 import BASE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
 
-from connectors import ad_codes, ldapconn
+from connectors import ad_codes, dn, ldapconn
 from connectors.directory import (
     Account,
+    AccountDetails,
     AccountStatus,
     DirectoryMisconfigured,
     DirectoryUnavailable,
+    Location,
+    LoginTaken,
+    NoSuchLocation,
     Outcome,
     PasswordPolicy,
+    Person,
     Verdict,
 )
 from connectors.ldapbase import (
     CONSTRAINT_VIOLATION,
+    ENTRY_ALREADY_EXISTS,
     INVALID_CREDENTIALS,
+    MAX_NAME,
+    MAX_SUFFIX,
     NO_SUCH_OBJECT,
     SUCCESS,
     UNWILLING_TO_PERFORM,
     LdapDirectory,
+    check_location,
+    check_login,
+    check_person,
     raise_for,
 )
 from connectors.ldapconn import require_password
@@ -88,6 +106,11 @@ _POLICY_ATTRIBUTES = [
     "lockoutThreshold",
     "lockoutDuration",
 ]
+
+_DETAIL_ATTRIBUTES = tuple(sorted({*_ACCOUNT_ATTRIBUTES, *_STATUS_ATTRIBUTES, "sn", "telephoneNumber"}))
+#: sAMAccountName's bound (the pre-Windows 2000 name).
+_MAX_LOGIN = 20
+_CHECKPOINT = re.compile(r"usn:([0-9a-f-]{36}):([0-9]{1,20})")
 
 # An LDAP result code only this module reacts to.
 _SIZE_LIMIT_EXCEEDED = 4
@@ -137,6 +160,24 @@ def _disabled(attributes: dict[str, object], now: datetime) -> bool:
     return ends is not None and ends <= now
 
 
+def _standing(attributes: dict[str, object]) -> AccountStatus:
+    now = datetime.now(UTC)
+    disabled = _disabled(attributes, now)
+    # The computed attribute knows whether the lock still lasts (lockoutDuration).
+    locked = bool(_number(attributes, "msDS-User-Account-Control-Computed") & ad_codes.UF_LOCKOUT)
+    last_set = _number(attributes, "pwdLastSet")
+    return AccountStatus(
+        locked=locked and not disabled,
+        locked_since=_moment(attributes, "lockoutTime") if locked and not disabled else None,
+        failures=_number(attributes, "badPwdCount"),
+        disabled=disabled,
+        must_change=last_set == 0,
+        password_changed_at=_moment(attributes, "pwdLastSet"),
+        # 0 when must_change (no expiry of its own), "never" for DONT_EXPIRE_PASSWD.
+        expires_at=_moment(attributes, "msDS-UserPasswordExpiryTimeComputed"),
+    )
+
+
 def _unicode_pwd(password: str) -> bytes:
     return f'"{password}"'.encode("utf-16-le")
 
@@ -161,6 +202,10 @@ class _Found:
 class ActiveDirectory(LdapDirectory):
     """The Directory contract for Active Directory."""
 
+    _DETAIL_ATTRIBUTES = _DETAIL_ATTRIBUTES
+    _SEARCHED_ATTRIBUTES = ("sAMAccountName", "userPrincipalName", "cn", "displayName", "givenName", "sn", "mail")
+    _OU = "OU"
+
     def __init__(self, settings: DirectorySettings) -> None:
         super().__init__(settings)
         # The domain object holds the policy; by default, the DC= part of the base.
@@ -183,6 +228,9 @@ class ActiveDirectory(LdapDirectory):
     def find_account(self, login: str) -> Account | None:
         found = self._find(login)
         return found.account if found else None
+
+    def _id_filter(self, account_id: str) -> str | None:
+        return _guid_filter(account_id)
 
     def get_account(self, account_id: str) -> Account | None:
         query = _guid_filter(account_id)
@@ -262,6 +310,9 @@ class ActiveDirectory(LdapDirectory):
         refused = self.refuse_new(new)
         if refused is not None:
             return refused
+        # AD would take it and leave the account off; refused, as on every kind.
+        if _disabled(self._read(account), datetime.now(UTC)):
+            return Outcome.DISABLED
         with self._connections.service() as conn:
             # Delete the old value, add the new: a change, checked against the
             # old password and the user's policy, not an administrator's reset.
@@ -292,7 +343,7 @@ class ActiveDirectory(LdapDirectory):
             return Outcome.OK
         return self._refusal(result, new, "reset the password")
 
-    def _refusal(self, result: dict[str, object], new: str, doing: str) -> Outcome:
+    def _refusal(self, result: dict[str, object], new: str, doing: str, who: str = "the service account") -> Outcome:
         """The outcome of a refused change or reset, or the error it is."""
         if result.get("result") in (CONSTRAINT_VIOLATION, UNWILLING_TO_PERFORM):
             message = str(result.get("message") or "")
@@ -302,7 +353,7 @@ class ActiveDirectory(LdapDirectory):
                 return Outcome.TOO_SHORT if len(new) < self.policy().min_length else outcome
             if outcome is not None:
                 return outcome
-        raise_for(result, doing)
+        raise_for(result, doing, who)
         raise DirectoryUnavailable(f"unexpected answer when trying to {doing}")
 
     # -- account standing ----------------------------------------------------
@@ -314,22 +365,7 @@ class ActiveDirectory(LdapDirectory):
             return dict(conn.response[0]["attributes"]) if conn.response else {}
 
     def status(self, account: Account) -> AccountStatus:
-        attributes = self._read(account)
-        now = datetime.now(UTC)
-        disabled = _disabled(attributes, now)
-        # The computed attribute knows whether the lock still lasts (lockoutDuration).
-        locked = bool(_number(attributes, "msDS-User-Account-Control-Computed") & ad_codes.UF_LOCKOUT)
-        last_set = _number(attributes, "pwdLastSet")
-        return AccountStatus(
-            locked=locked and not disabled,
-            locked_since=_moment(attributes, "lockoutTime") if locked and not disabled else None,
-            failures=_number(attributes, "badPwdCount"),
-            disabled=disabled,
-            must_change=last_set == 0,
-            password_changed_at=_moment(attributes, "pwdLastSet"),
-            # 0 when must_change (no expiry of its own), "never" for DONT_EXPIRE_PASSWD.
-            expires_at=_moment(attributes, "msDS-UserPasswordExpiryTimeComputed"),
-        )
+        return _standing(self._read(account))
 
     def unlock(self, account: Account) -> Outcome:
         attributes = self._read(account)
@@ -368,3 +404,150 @@ class ActiveDirectory(LdapDirectory):
             lockout_threshold=threshold or None,
             lockout_minutes=duration // _INTERVALS_PER_MINUTE if threshold and duration else None,
         )
+
+    # -- administration ------------------------------------------------------------
+
+    def _details(self, entry: dict[str, Any]) -> AccountDetails:
+        attributes = entry["attributes"]
+        account = self._account(entry["dn"], attributes, entry["raw_attributes"])
+        standing = _standing(attributes)
+        return AccountDetails(
+            id=account.id,
+            dn=account.dn,
+            login=account.username,
+            display_name=account.display_name,
+            given_name=account.given_name,
+            surname=_text(attributes, "sn") or "",
+            email=account.email,
+            phone=_text(attributes, "telephoneNumber"),
+            location=dn.parent(account.dn),
+            locked=standing.locked,
+            disabled=standing.disabled,
+            expired=standing.expired(datetime.now(UTC)),
+            must_change=standing.must_change,
+            password_set_at=standing.password_changed_at,
+            expires_at=standing.expires_at,
+        )
+
+    def _set_disabled(self, account: Account, disabled: bool) -> None:
+        control = _number(self._read(account), "userAccountControl")
+        wanted = control | ad_codes.UF_ACCOUNTDISABLE if disabled else control & ~ad_codes.UF_ACCOUNTDISABLE
+        if wanted == control:
+            return
+        with self._lifecycle.service() as conn:
+            conn.modify(account.dn, {"userAccountControl": [(MODIFY_REPLACE, [str(wanted)])]})
+            raise_for(conn.result, f"{'disable' if disabled else 'enable'} the account", self._lifecycle_who)
+
+    def disable_account(self, account: Account) -> None:
+        self._set_disabled(account, True)
+
+    def enable_account(self, account: Account) -> Outcome:
+        self._set_disabled(account, False)
+        return Outcome.DISABLED if self.status(account).disabled else Outcome.OK
+
+    # -- sync ------------------------------------------------------------------------
+
+    def _sync_position(self, checkpoint: str | None) -> tuple[str, str | None]:
+        with self._connections.service() as conn:
+            conn.search("", "(objectClass=*)", BASE, attributes=["highestCommittedUSN", "dsServiceName"])
+            raise_for(conn.result, "read the root DSE")
+            root = conn.response[0]["attributes"] if conn.response else {}
+            server = _text(root, "dsServiceName") or ""
+            conn.search(server, "(objectClass=*)", BASE, attributes=["invocationId"])
+            raise_for(conn.result, "read the domain controller's invocationId")
+            raw = conn.response[0]["raw_attributes"].get("invocationId") or [] if conn.response else []
+        if not raw:
+            raise DirectoryUnavailable("the domain controller has no invocationId")
+        # USNs count one DC's database: another DC, or this one restored, counts afresh.
+        database = str(uuid.UUID(bytes_le=bytes(raw[0])))
+        now = f"usn:{database}:{_number(root, 'highestCommittedUSN')}"
+        known = _CHECKPOINT.fullmatch(checkpoint or "")
+        if known is None or known.group(1) != database:
+            return now, None
+        return now, f"(uSNChanged>={int(known.group(2)) + 1})"
+
+    # -- provisioning ----------------------------------------------------------------
+
+    def _rdns(self, name: str) -> Iterator[str]:
+        """CN=name, then CN=name 2, CN=name 3...: AD wants a CN unique in its OU, not in the domain."""
+        yield f"CN={dn.escape_value(name)}"
+        for number in range(2, MAX_SUFFIX + 1):
+            suffix = f" {number}"
+            yield f"CN={dn.escape_value(name[: MAX_NAME - len(suffix)].rstrip() + suffix)}"
+
+    def _upn_suffix(self) -> str:
+        return ".".join(value for kind, value in dn.values(self._domain_dn) if kind.casefold() == "dc")
+
+    def create_account(
+        self, login: str, person: Person, password: str, *, location: Location = ()
+    ) -> tuple[Outcome, Account | None]:
+        check_login(login, _MAX_LOGIN)
+        check_person(person)
+        check_location(location)
+        require_password(password)
+        refused = self.refuse_new(password)
+        if refused is not None:
+            return refused, None
+        parent = self._location_dn(location)
+        upn = f"{login}@{self._upn_suffix()}"
+        self._check_free([login, upn, *([person.email] if person.email else [])])
+        self._check_location(parent)
+        attributes: dict[str, object] = {
+            "objectClass": ["user"],
+            "sAMAccountName": login,
+            "userPrincipalName": upn,
+            **_person_attributes(person, creating=True),
+            # One add, password included: refused by the policy, nothing is created.
+            "unicodePwd": _unicode_pwd(password),
+            "pwdLastSet": "0",
+            "userAccountControl": str(ad_codes.UF_NORMAL_ACCOUNT),
+        }
+        for rdn in self._rdns(person.shown_as):
+            entry_dn = f"{rdn},{parent}"
+            with self._lifecycle.service() as conn:
+                conn.add(entry_dn, attributes=attributes)
+                result = conn.result
+            if result["result"] == ENTRY_ALREADY_EXISTS:
+                continue
+            if result["result"] == NO_SUCH_OBJECT:
+                raise NoSuchLocation(f"{parent} does not exist")
+            if result["result"] != SUCCESS:
+                return self._refusal(result, password, "create the account", self._lifecycle_who), None
+            found = self._search_one(f"(&(objectClass=user)(sAMAccountName={escape_filter_chars(login)}))")
+            if found is None:
+                raise DirectoryUnavailable("the new account cannot be read back")
+            return Outcome.OK, found.account
+        raise LoginTaken(f"every name tried for {person.shown_as!r} is taken in {parent}")
+
+    def update_account(self, account: Account, person: Person) -> Account:
+        check_person(person)
+        found = self._provisioned(account)
+        if person.email:
+            self._check_free([person.email], found.id)
+        with self._lifecycle.service() as conn:
+            changes = {name: [(MODIFY_REPLACE, value)] for name, value in _person_attributes(person).items()}
+            conn.modify(found.dn, changes)
+            raise_for(conn.result, "change the account", self._lifecycle_who)
+        updated = self.get_account(found.id)
+        if updated is None:
+            raise DirectoryUnavailable("the account changed out of sight")
+        return updated
+
+    def move_account(self, account: Account, location: Location) -> Account:
+        found = self._provisioned(account)
+        return self._move(found, self._location_dn(location), self._rdns(dn.first_value(found.dn)))
+
+
+def _person_attributes(person: Person, *, creating: bool = False) -> dict[str, list[str]]:
+    """A user's names and contact attributes for ``person``: an empty list clears one (never on an add).
+
+    cn is the RDN here: it changes only by a move or a rename, never by a modify.
+    """
+    values = {
+        "sn": [person.surname],
+        "givenName": [person.given_name] if person.given_name else [],
+        "displayName": [person.shown_as],
+        "mail": [person.email] if person.email else [],
+        "telephoneNumber": [person.phone] if person.phone else [],
+    }
+    return {name: value for name, value in values.items() if value or not creating}

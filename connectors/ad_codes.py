@@ -64,6 +64,7 @@ RESTRICTION_REASONS: tuple[tuple[str, Outcome], ...] = (
 
 # -- userAccountControl and msDS-User-Account-Control-Computed bits -------------------
 UF_ACCOUNTDISABLE = 0x0002
+UF_NORMAL_ACCOUNT = 0x0200  # a user's own account, as opposed to a computer's or a trust's
 UF_LOCKOUT = 0x0010  # only in the computed attribute, and only while the lock lasts
 
 #: accountExpires / msDS-UserPasswordExpiryTimeComputed: never.

@@ -2,13 +2,21 @@
 
 The application speaks only this vocabulary: it never sees an LDAP result
 code, a control or an ldap3 object. Each connector module translates its
-directory's answers into these outcomes at one edge, so adding Active
-Directory later means adding a module, not touching the app.
+directory's answers into these outcomes at one edge, so adding a directory
+kind means adding a module, not touching the app.
+
+The contract comes in roles, one Protocol each, so a part of the app asks
+for no more than it uses: :class:`SelfService` (what the user-facing pages
+need), :class:`AccountAdministration` (a helpdesk console),
+:class:`Provisioning` (creating and removing accounts) and
+:class:`SyncReader` (copying the directory elsewhere). :class:`Directory`
+is all four, which every connector is. No method belongs to two roles.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -60,6 +68,18 @@ class DirectoryMisconfigured(DirectoryError):
     policy: an operator has to act, so it is logged loudly and shown to
     users only as "try again later".
     """
+
+
+class LoginTaken(DirectoryError):
+    """A login or an email is already someone else's: nothing was written.
+
+    An email counts because a user may sign in with it: two accounts with
+    one address would make it find neither.
+    """
+
+
+class NoSuchLocation(DirectoryError):
+    """The place an account was to be created in or moved to does not exist: nothing changed."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +152,8 @@ class PasswordPolicy:
 
 
 @runtime_checkable
-class Directory(Protocol):
-    """Everything SSPM asks of a directory.
+class SelfService(Protocol):
+    """What the user-facing pages ask of a directory: sign-in, change, recovery.
 
     Methods that can be refused for a reason the user can act on return an
     :class:`Outcome`; failures of the directory itself raise
@@ -171,7 +191,9 @@ class Directory(Protocol):
         user can type is accepted where the directory can store it: a
         current password is sent as the directory compares it, whatever
         SASLprep thinks of it, and a new one the directory could not store
-        is ``UNUSABLE_CHARACTERS``, never an error.
+        is ``UNUSABLE_CHARACTERS``, never an error. A disabled account is
+        ``DISABLED`` and nothing changes (on OpenLDAP the change would
+        otherwise clear the lock that disables it).
         """
 
     def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:
@@ -198,3 +220,182 @@ class Directory(Protocol):
 
     def close(self) -> None:
         """Drop pooled connections (before a fork, at exit)."""
+
+
+@dataclass(frozen=True)
+class AccountDetails:
+    """Everything a helpdesk sees of one account, read in one go.
+
+    The standing (locked, disabled, expired, must change) is as the
+    directory had it at the moment of reading, like :class:`AccountStatus`.
+    """
+
+    id: str
+    dn: str
+    login: str
+    display_name: str
+    given_name: str
+    surname: str
+    email: str | None
+    phone: str | None
+    #: The DN of the container the account is in (its OU).
+    location: str
+    locked: bool
+    disabled: bool
+    expired: bool
+    must_change: bool
+    #: When the password was last set; None where the directory does not say
+    #: (never set, or a temporary password on Active Directory).
+    password_set_at: datetime | None
+    expires_at: datetime | None
+
+    @property
+    def account(self) -> Account:
+        """The same account as the self-service methods take it (unlock, reset...)."""
+        return Account(
+            id=self.id,
+            dn=self.dn,
+            username=self.login,
+            display_name=self.display_name,
+            given_name=self.given_name,
+            email=self.email,
+            disabled=self.disabled,
+        )
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    """One page of a search, in login order."""
+
+    accounts: tuple[AccountDetails, ...]
+    #: Give it back to get the next page; None on the last one. Opaque.
+    next_page: str | None
+
+
+@dataclass(frozen=True)
+class Person:
+    """The names and contact details of an account, as an administrator writes them.
+
+    A whole replacement: ``None`` (or an empty string) for ``email`` and
+    ``phone`` clears them. ``display_name`` defaults to given name and surname.
+    """
+
+    given_name: str
+    surname: str
+    email: str | None = None
+    phone: str | None = None
+    display_name: str = ""
+
+    @property
+    def shown_as(self) -> str:
+        return self.display_name or " ".join(name for name in (self.given_name, self.surname) if name)
+
+
+#: A place under the provisioning base, as the names of the OUs leading to
+#: it, outermost first: ``("Staff", "Paris")`` is ``OU=Paris,OU=Staff,<base>``.
+#: Names, never DN syntax: each is escaped by the connector. ``()`` is the base.
+Location = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Accounts changed since a checkpoint, read page by page while iterated.
+
+    Store :attr:`checkpoint` only once every account was handled: the next
+    read then starts there. An account changed during the read may come
+    again next time (at least once, never missed); a deleted one never
+    comes, only a full pass (:meth:`SyncReader.all_accounts`) shows it gone.
+    """
+
+    checkpoint: str
+    accounts: Iterator[AccountDetails]
+
+    def __iter__(self) -> Iterator[AccountDetails]:
+        return self.accounts
+
+
+@runtime_checkable
+class AccountAdministration(Protocol):
+    """What a helpdesk console asks of a directory, beside :class:`SelfService`'s
+    ``unlock`` and ``reset_password`` (with ``must_change``), which it reuses.
+    """
+
+    def search_accounts(self, term: str, *, limit: int = 20, page: str | None = None) -> AccountPage:
+        """Accounts whose login, name or email starts with ``term``, ``limit`` at a time.
+
+        ``term`` is text, never filter syntax: ``*`` is a star. A blank term,
+        or one holding a control character, finds nobody. ``page`` is a
+        previous answer's ``next_page``. Memory stays bounded by ``limit``
+        however many accounts match.
+        """
+
+    def account_details(self, account_id: str) -> AccountDetails | None:
+        """One account in full, by its immutable id."""
+
+    def disable_account(self, account: Account) -> None:
+        """Turn the account off: no sign-in, no reset or unlock through SSPM, until enabled."""
+
+    def enable_account(self, account: Account) -> Outcome:
+        """Undo :meth:`disable_account`.
+
+        ``OK``, or ``DISABLED`` when the account stays off for a reason this
+        does not change (an end date set in the directory itself).
+        """
+
+
+@runtime_checkable
+class Provisioning(Protocol):
+    """Creating, changing, moving and deleting accounts, under one configured base only.
+
+    Every account is written below ``provision_base_dn`` and every account
+    touched must already be there: anything else is a ValueError, and
+    nothing is written. With a provisioning account configured, these
+    writes (and enabling and disabling) are made as that account.
+    """
+
+    def create_account(
+        self, login: str, person: Person, password: str, *, location: Location = ()
+    ) -> tuple[Outcome, Account | None]:
+        """Create an enabled account whose ``password`` must be changed at first use.
+
+        ``(OK, account)``; or a refusal of the password by the directory's
+        policy (``TOO_SHORT``, ``TOO_WEAK``...) and ``None``, with nothing
+        left behind. Raises :class:`LoginTaken` and :class:`NoSuchLocation`.
+        Its DN is made from escaped names, made unique by a number.
+        """
+
+    def update_account(self, account: Account, person: Person) -> Account:
+        """Replace the account's names, email and phone; its DN stays."""
+
+    def move_account(self, account: Account, location: Location) -> Account:
+        """Move the account to another place under the provisioning base; raises :class:`NoSuchLocation`."""
+
+    def delete_account(self, account: Account) -> None:
+        """Delete the account; nothing happens if it is already gone."""
+
+    def locations(self) -> list[Location]:
+        """Every place under the provisioning base an account can be created in or moved to."""
+
+
+@runtime_checkable
+class SyncReader(Protocol):
+    """Reading every account, or what changed, for a copy kept elsewhere.
+
+    Both read page by page on one connection of their own and hold one page
+    in memory at a time, however big the directory.
+    """
+
+    def all_accounts(self, *, page_size: int = 500) -> Iterator[AccountDetails]:
+        """Every account SSPM serves (what ``user_filter`` can find), in no set order."""
+
+    def changes_since(self, checkpoint: str | None, *, page_size: int = 500) -> Changes:
+        """Accounts changed after ``checkpoint`` (every account for ``None``).
+
+        A checkpoint from another server, or one not understood, gives every
+        account too: a full pass is never wrong, only slower.
+        """
+
+
+@runtime_checkable
+class Directory(SelfService, AccountAdministration, Provisioning, SyncReader, Protocol):
+    """Every role at once: what each connector is, and what the app is handed."""

@@ -1,25 +1,51 @@
 """What every LDAP-speaking directory shares, whatever its kind.
 
 The connection handling, the start-up check, the cached policy, the decoy
-DN for unknown users and the translation of a refused service operation
-into an error are the same for OpenLDAP and Active Directory; each kind's
-module says only what differs.
+DN for unknown users, the translation of a refused service operation into
+an error, and the parts of the administration, provisioning and sync roles
+that are only LDAP (escaping a typed term, paging, checking that an account
+is under the provisioning base) are the same for OpenLDAP and Active
+Directory; each kind's module says only what differs.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import heapq
+import json
 import logging
+import re
 import threading
 import time
+import unicodedata
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
-from ldap3 import BASE
+from ldap3 import BASE, SUBTREE
+from ldap3.utils.conv import escape_filter_chars
 
-from connectors import ldapconn
-from connectors.directory import DirectoryMisconfigured, DirectoryUnavailable, Outcome, PasswordPolicy
+from connectors import dn, ldapconn
+from connectors.directory import (
+    Account,
+    AccountDetails,
+    AccountPage,
+    Changes,
+    DirectoryMisconfigured,
+    DirectoryUnavailable,
+    Location,
+    LoginTaken,
+    NoSuchLocation,
+    Outcome,
+    PasswordPolicy,
+    Person,
+)
 from connectors.guard import Guard
+from connectors.ldapconn import raise_for
 from connectors.settings import DirectorySettings
+
+__all__ = ["LdapDirectory", "raise_for"]
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +61,100 @@ INVALID_CREDENTIALS = 49
 INSUFFICIENT_ACCESS = 50
 UNWILLING_TO_PERFORM = 53
 AUTHORIZATION_DENIED = 123
+SIZE_LIMIT_EXCEEDED = 4
+ENTRY_ALREADY_EXISTS = 68
+
+#: The most accounts one page of a search may hold.
+MAX_PAGE = 100
+#: How many names an RDN is tried with before creating or moving gives up.
+MAX_SUFFIX = 20
+#: Longest name, OU or login accepted: Active Directory's bound for cn, ou,
+#: givenName and sn, so an account made on one kind could be made on the other.
+MAX_NAME = 64
+_PROVISIONING_SETTINGS = "LDAP_PROVISIONING_BIND_DN / LDAP_PROVISIONING_BIND_PASSWORD"
+#: What a login may not hold: Active Directory's forbidden sAMAccountName
+#: characters, ``@`` (a login must never look like someone's email or UPN),
+#: and spaces.
+_LOGIN_FORBIDDEN = frozenset('"/\\[]:;|=,+*?<>@')
+_PHONE = re.compile(r"[0-9+()./ -]{1,32}")
+_EMAIL = re.compile(r"[!-~]{1,256}")
 
 
-def raise_for(result: dict[str, object], doing: str) -> None:
-    """Nothing on success; otherwise the error an operator (or a retry) can act on."""
-    code = result.get("result")
-    if code == SUCCESS:
-        return
-    description = result.get("description")
-    if code in (INSUFFICIENT_ACCESS, AUTHORIZATION_DENIED, NO_SUCH_OBJECT):
-        raise DirectoryMisconfigured(f"the service account may not {doing} ({description})")
-    raise DirectoryUnavailable(f"the directory could not {doing} ({description})")
+def has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+
+
+def check_login(login: str, longest: int = MAX_NAME) -> None:
+    """Refuse a login no directory should be given; ValueError says why."""
+    if not login or len(login) > longest:
+        raise ValueError(f"a login has 1 to {longest} characters")
+    if has_control_characters(login) or any(char.isspace() or char in _LOGIN_FORBIDDEN for char in login):
+        raise ValueError('a login holds no space, control character or any of " / \\ [ ] : ; | = , + * ? < > @')
+
+
+def check_person(person: Person) -> None:
+    """Refuse names and contact details no directory should be given; ValueError says why."""
+    if not person.surname.strip():
+        raise ValueError("a surname is required")
+    for label, value in (
+        ("given name", person.given_name),
+        ("surname", person.surname),
+        ("display name", person.shown_as),
+    ):
+        if len(value) > MAX_NAME or has_control_characters(value):
+            raise ValueError(f"a {label} has at most {MAX_NAME} characters and no control character")
+    if person.email and (not _EMAIL.fullmatch(person.email) or person.email.count("@") != 1):
+        raise ValueError("an email is one address, in ASCII, with no space")
+    if person.phone and not _PHONE.fullmatch(person.phone):
+        raise ValueError("a phone number holds digits, spaces and + ( ) . / - only")
+
+
+def check_location(location: Location) -> None:
+    for name in location:
+        if not name.strip() or len(name) > MAX_NAME or has_control_characters(name):
+            raise ValueError(f"an OU name has 1 to {MAX_NAME} characters and no control character")
+
+
+def encode_page(key: tuple[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode("utf-8")).decode("ascii")
+
+
+def decode_page(page: str) -> tuple[str, str]:
+    """The position a ``next_page`` holds; it is only ever compared in Python, never sent."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(page.encode("ascii")))
+    except (ValueError, UnicodeError):
+        raise ValueError("not a page a search gave") from None
+    if not (isinstance(key, list) and len(key) == 2 and all(isinstance(part, str) for part in key)):
+        raise ValueError("not a page a search gave")
+    return key[0], key[1]
 
 
 class LdapDirectory(ABC):
     """The shared half of an LDAP directory connector."""
 
+    #: Every attribute :meth:`_details` reads, asked for in one search.
+    _DETAIL_ATTRIBUTES: ClassVar[tuple[str, ...]]
+    #: The attributes a helpdesk's term is matched against, as a prefix.
+    _SEARCHED_ATTRIBUTES: ClassVar[tuple[str, ...]]
+    #: How this kind spells an OU's RDN type.
+    _OU: ClassVar[str] = "ou"
+
     def __init__(self, settings: DirectorySettings) -> None:
         self._settings = settings
         self._connections = ldapconn.Connections(settings, self._wire)
+        #: Account lifecycle: as the provisioning account when there is one.
+        self._lifecycle = self._connections
+        if settings.provisioning_bind_dn:
+            self._lifecycle = ldapconn.Connections(
+                settings,
+                self._wire,
+                account=(settings.provisioning_bind_dn, settings.provisioning_bind_password),
+                setting_names=_PROVISIONING_SETTINGS,
+                guard=self._connections.guard,
+            )
+        #: Every account SSPM serves: whatever the user filter finds with any login.
+        self._every_account = settings.user_filter.format(login="*")
         self._policy: PasswordPolicy | None = None
         self._policy_read_at = 0.0
         self._policy_lock = threading.Lock()
@@ -94,6 +195,15 @@ class LdapDirectory(ABC):
                     f"the service account cannot read LDAP_BASE_DN {self._settings.base_dn!r}: "
                     f"{conn.result['description']}"
                 )
+        if self._settings.provisioning_bind_dn or self._settings.provision_base_dn:
+            base = self._settings.provision_base_dn or self._settings.base_dn
+            with self._lifecycle.service() as conn:
+                conn.search(base, "(objectClass=*)", BASE, attributes=["1.1"])
+                if conn.result["result"] != SUCCESS:
+                    raise DirectoryMisconfigured(
+                        f"{self._lifecycle_who} cannot read LDAP_PROVISION_BASE_DN {base!r}: "
+                        f"{conn.result['description']}"
+                    )
         self.policy()
 
     def policy(self) -> PasswordPolicy:
@@ -132,3 +242,159 @@ class LdapDirectory(ABC):
 
     def close(self) -> None:
         self._connections.close()
+        if self._lifecycle is not self._connections:
+            self._lifecycle.close()
+
+    @property
+    def _lifecycle_who(self) -> str:
+        return "the provisioning account" if self._settings.provisioning_bind_dn else "the service account"
+
+    # -- reading accounts in full (administration, sync) ------------------------
+
+    @abstractmethod
+    def _id_filter(self, account_id: str) -> str | None:
+        """A filter for the account with this immutable id; None for text that is no id."""
+
+    @abstractmethod
+    def _details(self, entry: dict[str, Any]) -> AccountDetails:
+        """An account in full from one search entry holding :attr:`_DETAIL_ATTRIBUTES`."""
+
+    def account_details(self, account_id: str) -> AccountDetails | None:
+        query = self._id_filter(account_id)
+        if query is None:
+            return None
+        with self._connections.service() as conn:
+            conn.search(self._settings.base_dn, query, SUBTREE, attributes=list(self._DETAIL_ATTRIBUTES), size_limit=2)
+            code = conn.result["result"]
+            entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+        if code == SIZE_LIMIT_EXCEEDED or len(entries) > 1:
+            raise DirectoryUnavailable("two entries claim one immutable id")
+        if code not in (SUCCESS, NO_SUCH_OBJECT):
+            raise DirectoryUnavailable(f"directory search failed ({conn.result['description']})")
+        return self._details(entries[0]) if entries else None
+
+    def _read_all(self, query: str, page_size: int) -> Iterator[AccountDetails]:
+        for entries in self._connections.pages(self._settings.base_dn, query, list(self._DETAIL_ATTRIBUTES), page_size):
+            yield from (self._details(entry) for entry in entries)
+
+    def search_accounts(self, term: str, *, limit: int = 20, page: str | None = None) -> AccountPage:
+        after = decode_page(page) if page is not None else None
+        limit = max(1, min(limit, MAX_PAGE))
+        term = term.strip()
+        # Samba ends a filter value at an (escaped) NUL: "jsmith" + NUL would
+        # look for "jsmith"; no name holds a control character anyway.
+        if not term or has_control_characters(term):
+            return AccountPage((), None)
+        prefix = escape_filter_chars(term) + "*"
+        matches = "".join(f"({name}={prefix})" for name in self._SEARCHED_ATTRIBUTES)
+        query = f"(&{self._every_account}(|{matches}))"
+
+        def key(found: AccountDetails) -> tuple[str, str]:
+            return (found.login.casefold(), found.id)
+
+        candidates = (found for found in self._read_all(query, MAX_PAGE) if after is None or key(found) > after)
+        # The smallest limit + 1 in login order: a heap of that size, however many match.
+        first = heapq.nsmallest(limit + 1, candidates, key=key)
+        shown = tuple(first[:limit])
+        return AccountPage(shown, encode_page(key(shown[-1])) if len(first) > limit else None)
+
+    # -- sync --------------------------------------------------------------------
+
+    def all_accounts(self, *, page_size: int = 500) -> Iterator[AccountDetails]:
+        return self._read_all(self._every_account, page_size)
+
+    @abstractmethod
+    def _sync_position(self, checkpoint: str | None) -> tuple[str, str | None]:
+        """Where the directory stands now (the next checkpoint), and the filter for
+        what changed after ``checkpoint`` (None: everything, for an unknown one)."""
+
+    def changes_since(self, checkpoint: str | None, *, page_size: int = 500) -> Changes:
+        # Read the position first: whatever changes during the read is after
+        # it, so the next read brings it again rather than never.
+        now, changed = self._sync_position(checkpoint)
+        query = self._every_account if changed is None else f"(&{self._every_account}{changed})"
+        return Changes(now, self._read_all(query, page_size))
+
+    # -- provisioning --------------------------------------------------------------
+
+    def _provision_base(self) -> str:
+        base = self._settings.provision_base_dn
+        if not base:
+            raise DirectoryMisconfigured("provisioning is off: LDAP_PROVISION_BASE_DN is not set")
+        return base
+
+    def _location_dn(self, location: Location) -> str:
+        check_location(location)
+        ous = [f"{self._OU}={dn.escape_value(name)}" for name in reversed(location)]
+        return ",".join([*ous, self._provision_base()])
+
+    def _provisioned(self, account: Account) -> AccountDetails:
+        """The account as the directory has it now, found by its id: never by a DN handed in."""
+        base = self._provision_base()
+        found = self.account_details(account.id)
+        if found is None or not dn.within(found.dn, base) or dn.same(found.dn, base):
+            raise ValueError("this account is not under LDAP_PROVISION_BASE_DN: provisioning may not touch it")
+        return found
+
+    def _check_free(self, logins: list[str], account_id: str | None = None) -> None:
+        """Raise LoginTaken if anyone but ``account_id`` signs in with one of ``logins``."""
+        for login in logins:
+            query = self._settings.user_filter.format(login=escape_filter_chars(login))
+            with self._connections.service() as conn:
+                conn.search(
+                    self._settings.base_dn, query, SUBTREE, attributes=list(self._DETAIL_ATTRIBUTES), size_limit=3
+                )
+                code = conn.result["result"]
+                entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+            if code not in (SUCCESS, NO_SUCH_OBJECT, SIZE_LIMIT_EXCEEDED):
+                raise DirectoryUnavailable(f"directory search failed ({conn.result['description']})")
+            if any(self._details(entry).id != account_id for entry in entries):
+                raise LoginTaken(f"{login!r} already signs someone in")
+
+    def _check_location(self, target: str) -> None:
+        with self._lifecycle.service() as conn:
+            conn.search(target, "(objectClass=*)", BASE, attributes=["1.1"])
+            code = conn.result["result"]
+        if code == NO_SUCH_OBJECT:
+            raise NoSuchLocation(f"{target} does not exist")
+        raise_for(conn.result, "read the place accounts go", self._lifecycle_who)
+
+    def locations(self) -> list[Location]:
+        base = self._provision_base()
+        found: list[Location] = [()]
+        for entries in self._lifecycle.pages(base, "(objectClass=organizationalUnit)", ["1.1"], MAX_PAGE):
+            for entry in entries:
+                path = dn.path_below(entry["dn"], base)
+                if path:
+                    found.append(path)
+        return sorted(found, key=lambda path: [name.casefold() for name in path])
+
+    def delete_account(self, account: Account) -> None:
+        try:
+            found = self._provisioned(account)
+        except ValueError:
+            if self.account_details(account.id) is None:
+                return  # already gone
+            raise
+        with self._lifecycle.service() as conn:
+            conn.delete(found.dn)
+            if conn.result["result"] != NO_SUCH_OBJECT:
+                raise_for(conn.result, "delete the account", self._lifecycle_who)
+
+    def _move(self, found: AccountDetails, target: str, rdns: Iterator[str]) -> Account:
+        """Move ``found`` under ``target``, trying each RDN in turn while the name is taken there."""
+        self._check_location(target)
+        if dn.same(dn.parent(found.dn), target):
+            return found.account
+        for rdn in rdns:
+            with self._lifecycle.service() as conn:
+                conn.modify_dn(found.dn, rdn, new_superior=target)
+                code = conn.result["result"]
+                if code == ENTRY_ALREADY_EXISTS:
+                    continue
+                raise_for(conn.result, "move the account", self._lifecycle_who)
+            moved = self.account_details(found.id)
+            if moved is None:
+                raise DirectoryUnavailable("the account moved out of sight")
+            return moved.account
+        raise LoginTaken(f"every name tried for the account is taken in {target}")

@@ -32,9 +32,9 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from ldap3 import NONE, Connection, Server, Tls, set_config_parameter
+from ldap3 import NONE, SUBTREE, Connection, Server, Tls, set_config_parameter
 from ldap3.core.exceptions import LDAPException, LDAPResponseTimeoutError, LDAPSASLPrepError
 from ldap3.protocol.sasl.sasl import sasl_prep
 
@@ -51,6 +51,23 @@ log = logging.getLogger(__name__)
 # again: SSPM stayed "unavailable" for ~6 s after the directory came back.
 # Process-wide, but this package is the only user of ldap3.
 set_config_parameter("RESET_AVAILABILITY_TIMEOUT", 0)
+
+#: The simple paged results control (RFC 2696).
+PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
+
+# LDAP result codes that say the directory refused an account, rather than failed.
+_REFUSED_FOR_RIGHTS = (32, 50, 123)  # noSuchObject, insufficientAccessRights, authorizationDenied
+
+
+def raise_for(result: dict[str, object], doing: str, who: str = "the service account") -> None:
+    """Nothing on success; otherwise the error an operator (or a retry) can act on."""
+    code = result.get("result")
+    if code == 0:
+        return
+    description = result.get("description")
+    if code in _REFUSED_FOR_RIGHTS:
+        raise DirectoryMisconfigured(f"{who} may not {doing} ({description})")
+    raise DirectoryUnavailable(f"the directory could not {doing} ({description})")
 
 
 def require_password(password: str) -> None:
@@ -108,19 +125,32 @@ def unusable_characters(password: str) -> bool:
 
 
 class Connections:
-    """Opens, pools and closes connections for one directory.
+    """Opens, pools and closes connections for one directory, bound as one account.
 
     ``encode`` puts a password on the wire in the form this kind of
-    directory compares (:func:`as_typed` or :func:`prepared`); the service
-    account's password goes through it too.
+    directory compares (:func:`as_typed` or :func:`prepared`); the bound
+    account's password goes through it too. That account is the service
+    account, unless ``account`` names another (the provisioning account,
+    with the names of its settings for error messages); pass the service
+    account's ``guard`` then, so both count against one bulkhead.
     """
 
-    def __init__(self, settings: DirectorySettings, encode: Callable[[str], bytes]) -> None:
+    def __init__(
+        self,
+        settings: DirectorySettings,
+        encode: Callable[[str], bytes],
+        *,
+        account: tuple[str, str] | None = None,
+        setting_names: str = "LDAP_BIND_DN / LDAP_BIND_PASSWORD",
+        guard: Guard | None = None,
+    ) -> None:
         self._settings = settings
         self._encode = encode
+        self._bind_dn, self._bind_password = account or (settings.bind_dn, settings.bind_password)
+        self._setting_names = setting_names
         self._tls = _VerifiedTls(settings.ca_file, settings.host, settings.timeout)
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
-        self.guard = Guard(
+        self.guard = guard or Guard(
             max_calls=settings.max_calls,
             queue_timeout=settings.queue_timeout,
             retry_after=settings.retry_after,
@@ -212,8 +242,45 @@ class Connections:
                 return conn
             _close(conn)
 
+    def pages(self, base: str, query: str, attributes: list[str], page_size: int) -> Iterator[list[dict[str, Any]]]:
+        """A subtree search's entries, one page at a time, on a connection of its own.
+
+        For reading a whole directory: one page in memory at a time, and the
+        paged-results cookie (valid on its connection only) kept on one
+        connection opened for this and closed at the end, or when the caller
+        stops early. Each page is one directory call, bounded as any other,
+        and no call is held while the caller works on a page.
+        """
+        with self.guard.call():
+            conn = self._bind_service()
+        try:
+            cookie: bytes | None = None
+            while True:
+                with self.guard.call():
+                    try:
+                        conn.search(
+                            base,
+                            query,
+                            SUBTREE,
+                            attributes=attributes,
+                            paged_size=page_size,
+                            paged_cookie=cookie,
+                        )
+                    except LDAPException as exc:
+                        raise _failure(exc, f"the directory stopped answering: {type(exc).__name__}") from None
+                    result = conn.result
+                    entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+                raise_for(result, "read the accounts")
+                control = (result.get("controls") or {}).get(PAGED_RESULTS_OID) or {}
+                cookie = (control.get("value") or {}).get("cookie") or None
+                yield entries
+                if not cookie:
+                    return
+        finally:
+            _close(conn)
+
     def _bind_service(self) -> Connection:
-        conn = self.open(self._settings.bind_dn, self._encode(self._settings.bind_password))
+        conn = self.open(self._bind_dn, self._encode(self._bind_password))
         try:
             bound = conn.bind()
         except LDAPException as exc:
@@ -223,10 +290,8 @@ class Connections:
             description = conn.result.get("description")
             _close(conn)
             if conn.result.get("result") == 49:
-                raise DirectoryMisconfigured(
-                    "the directory refused the service account's credentials (LDAP_BIND_DN / LDAP_BIND_PASSWORD)"
-                )
-            raise DirectoryUnavailable(f"the service account could not bind ({description})")
+                raise DirectoryMisconfigured(f"the directory refused the credentials of {self._setting_names}")
+            raise DirectoryUnavailable(f"{self._bind_dn} could not bind ({description})")
         return conn
 
     def close(self) -> None:

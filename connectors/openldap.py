@@ -10,36 +10,58 @@ from a wrong password), a service account with ``manage`` on userPassword
 and the pwd* attributes, and ``authzTo`` on the service account so it can
 change a password *as the user* (proxied authorization). That last one is
 how an expired password, which can no longer bind, is still changed under
-the user's own policy (history, length).
+the user's own policy (history, length). For :meth:`changes_since`, the
+syncprov overlay on the database, which keeps its ``contextCSN``.
+
+Disabling an account is ppolicy's administrative lock: ``pwdAccountLockedTime``
+set to ``000001010000Z``, the value slapo-ppolicy(5) defines as "locked
+until an administrator unlocks it". OpenLDAP has no other standard
+disable, and this one needs no schema: every bind is refused (with
+``accountLocked``, which this module tells apart from a lockout by that
+value), and it is what :meth:`status` already reads as disabled, so unlock
+and reset refuse it. Enabling removes exactly that value, so it never
+clears a lockout, and a validity window (``pwdStartTime``/``pwdEndTime``,
+an operator's) is left alone.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ldap3 import BASE, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
 
-from connectors import ldapconn, ppolicy
+from connectors import dn, ldapconn, ppolicy
 from connectors.directory import (
     Account,
+    AccountDetails,
     AccountStatus,
     DirectoryMisconfigured,
     DirectoryUnavailable,
+    Location,
+    LoginTaken,
+    NoSuchLocation,
     Outcome,
     PasswordPolicy,
+    Person,
     Verdict,
 )
 from connectors.ldapbase import (
     CONSTRAINT_VIOLATION,
+    ENTRY_ALREADY_EXISTS,
     INVALID_CREDENTIALS,
     NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
     SUCCESS,
     UNWILLING_TO_PERFORM,
     LdapDirectory,
+    check_location,
+    check_login,
+    check_person,
     raise_for,
 )
 from connectors.ldapconn import require_password
@@ -71,6 +93,11 @@ _STATUS_ATTRIBUTES = [
     "pwdEndTime",
 ]
 
+_DETAIL_ATTRIBUTES = tuple(sorted({*_ACCOUNT_ATTRIBUTES, *_STATUS_ATTRIBUTES, "sn", "telephoneNumber"}))
+#: A change sequence number (CSN): time, count, server id, modification count.
+_CSN = re.compile(r"\d{14}(\.\d{6})?Z#[0-9a-f]{6}#[0-9a-f]{3}#[0-9a-f]{6}")
+_CHECKPOINT_PREFIX = "csn:"
+
 _CHANGE_REFUSALS = {
     ppolicy.PolicyError.PASSWORD_TOO_SHORT: Outcome.TOO_SHORT,
     ppolicy.PolicyError.INSUFFICIENT_PASSWORD_QUALITY: Outcome.TOO_WEAK,
@@ -97,6 +124,14 @@ def _disabled(attributes: dict[str, object], now: datetime) -> bool:
     return bool((end and parse_generalized_time(end) <= now) or (start and parse_generalized_time(start) > now))
 
 
+def _refusal(result: dict[str, object]) -> Outcome:
+    """What a constraint violation on a new password says, from the ppolicy control."""
+    response = ppolicy.from_result(result)
+    if response and response.error in _CHANGE_REFUSALS:
+        return _CHANGE_REFUSALS[response.error]
+    return Outcome.TOO_WEAK
+
+
 def _first(attributes: dict[str, object], name: str) -> str | None:
     value = attributes.get(name)
     if isinstance(value, list):
@@ -113,6 +148,9 @@ def _proxy_control(dn: str) -> tuple[str, bool, bytes]:
 
 class OpenLdapDirectory(LdapDirectory):
     """The Directory contract for OpenLDAP + ppolicy."""
+
+    _DETAIL_ATTRIBUTES = _DETAIL_ATTRIBUTES
+    _SEARCHED_ATTRIBUTES = ("uid", "cn", "displayName", "givenName", "sn", "mail")
 
     def __init__(self, settings: DirectorySettings) -> None:
         super().__init__(settings)
@@ -131,11 +169,14 @@ class OpenLdapDirectory(LdapDirectory):
         return self._search_one(self._settings.base_dn, query, SUBTREE)
 
     def get_account(self, account_id: str) -> Account | None:
+        query = self._id_filter(account_id)
+        return None if query is None else self._search_one(self._settings.base_dn, query, SUBTREE)
+
+    def _id_filter(self, account_id: str) -> str | None:
         try:
-            canonical = str(uuid.UUID(account_id))
+            return f"(entryUUID={uuid.UUID(account_id)})"
         except ValueError:
             return None
-        return self._search_one(self._settings.base_dn, f"(entryUUID={canonical})", SUBTREE)
 
     def _search_one(self, base: str, query: str, scope: str) -> Account | None:
         with self._connections.service() as conn:
@@ -199,6 +240,10 @@ class OpenLdapDirectory(LdapDirectory):
         refused = self.refuse_new(new)
         if refused is not None:
             return refused
+        # As the user, the change would clear pwdAccountLockedTime, the
+        # permanent lock included: that would enable a disabled account.
+        if self.status(account).disabled:
+            return Outcome.DISABLED
         return self._modify_password_as(account, old, new)
 
     def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:
@@ -239,10 +284,7 @@ class OpenLdapDirectory(LdapDirectory):
         if code == UNWILLING_TO_PERFORM and old is not None:
             return Outcome.BAD_CREDENTIALS
         if code == CONSTRAINT_VIOLATION:
-            response = ppolicy.from_result(result)
-            if response and response.error in _CHANGE_REFUSALS:
-                return _CHANGE_REFUSALS[response.error]
-            return Outcome.TOO_WEAK
+            return _refusal(result)
         raise_for(result, "change the password")
         raise DirectoryUnavailable("unexpected answer to a password change")
 
@@ -253,6 +295,9 @@ class OpenLdapDirectory(LdapDirectory):
             conn.search(account.dn, "(objectClass=*)", BASE, attributes=_STATUS_ATTRIBUTES)
             raise_for(conn.result, "read the account's status")
             attributes = conn.response[0]["attributes"] if conn.response else {}
+        return self._standing(attributes)
+
+    def _standing(self, attributes: dict[str, object]) -> AccountStatus:
         policy = self.policy()
         now = datetime.now(UTC)
 
@@ -315,3 +360,152 @@ class OpenLdapDirectory(LdapDirectory):
             lockout_threshold=number("pwdMaxFailure") if lockout else None,
             lockout_minutes=duration // 60 if lockout and duration else None,
         )
+
+    # -- administration ------------------------------------------------------------
+
+    def _details(self, entry: dict[str, Any]) -> AccountDetails:
+        attributes = entry["attributes"]
+        account = self._account(entry["dn"], attributes)
+        standing = self._standing(attributes)
+        return AccountDetails(
+            id=account.id,
+            dn=account.dn,
+            login=account.username,
+            display_name=account.display_name,
+            given_name=account.given_name,
+            surname=_first(attributes, "sn") or "",
+            email=account.email,
+            phone=_first(attributes, "telephoneNumber"),
+            location=dn.parent(account.dn),
+            locked=standing.locked,
+            disabled=standing.disabled,
+            expired=standing.expired(datetime.now(UTC)),
+            must_change=standing.must_change,
+            password_set_at=standing.password_changed_at,
+            expires_at=standing.expires_at,
+        )
+
+    def disable_account(self, account: Account) -> None:
+        with self._lifecycle.service() as conn:
+            conn.modify(account.dn, {"pwdAccountLockedTime": [(MODIFY_REPLACE, [PERMANENT_LOCK])]})
+            raise_for(conn.result, "disable the account", self._lifecycle_who)
+
+    def enable_account(self, account: Account) -> Outcome:
+        with self._lifecycle.service() as conn:
+            # Only the permanent lock: a lockout (a time) stays until it ends or is unlocked.
+            conn.modify(account.dn, {"pwdAccountLockedTime": [(MODIFY_DELETE, [PERMANENT_LOCK])]})
+            if conn.result["result"] != NO_SUCH_ATTRIBUTE:  # no such value: it was not disabled so
+                raise_for(conn.result, "enable the account", self._lifecycle_who)
+        return Outcome.DISABLED if self.status(account).disabled else Outcome.OK
+
+    # -- sync ------------------------------------------------------------------------
+
+    def _sync_position(self, checkpoint: str | None) -> tuple[str, str | None]:
+        with self._connections.service() as conn:
+            conn.search("", "(objectClass=*)", BASE, attributes=["namingContexts"])
+            raise_for(conn.result, "read the root DSE")
+            contexts = conn.response[0]["attributes"].get("namingContexts", []) if conn.response else []
+            suffixes = [c for c in contexts if dn.within(self._settings.base_dn, c)]
+            if not suffixes:
+                raise DirectoryMisconfigured(f"no naming context of the directory holds {self._settings.base_dn!r}")
+            suffix = max(suffixes, key=lambda c: len(dn.rdns(c)))
+            conn.search(suffix, "(objectClass=*)", BASE, attributes=["contextCSN"])
+            raise_for(conn.result, "read the database's contextCSN")
+            csns = conn.response[0]["attributes"].get("contextCSN", []) if conn.response else []
+        if not csns:
+            raise DirectoryMisconfigured(
+                f"{suffix} has no contextCSN: reading changes needs the syncprov overlay on its database"
+            )
+        # With several servers writing, one CSN each: changes after the oldest are all new.
+        now = _CHECKPOINT_PREFIX + min(str(csn) for csn in csns)
+        if checkpoint is None or not checkpoint.startswith(_CHECKPOINT_PREFIX):
+            return now, None
+        since = checkpoint[len(_CHECKPOINT_PREFIX) :]
+        if not _CSN.fullmatch(since):
+            return now, None
+        return now, f"(&(entryCSN>={since})(!(entryCSN={since})))"
+
+    # -- provisioning ----------------------------------------------------------------
+
+    def _rdn(self, login: str) -> str:
+        return f"uid={dn.escape_value(login)}"
+
+    def create_account(
+        self, login: str, person: Person, password: str, *, location: Location = ()
+    ) -> tuple[Outcome, Account | None]:
+        check_login(login)
+        check_person(person)
+        check_location(location)
+        require_password(password)
+        refused = self.refuse_new(password)
+        if refused is not None:
+            return refused, None
+        parent = self._location_dn(location)
+        self._check_free([login, *([person.email] if person.email else [])])
+        self._check_location(parent)
+        entry_dn = f"{self._rdn(login)},{parent}"
+        attributes: dict[str, object] = {
+            "objectClass": ["inetOrgPerson"],
+            "uid": login,
+            **_person_attributes(person, creating=True),
+        }
+        with self._lifecycle.service() as conn:
+            conn.add(entry_dn, attributes=attributes)
+            code = conn.result["result"]
+            if code == ENTRY_ALREADY_EXISTS:
+                raise LoginTaken(f"{login!r} already has an entry in {parent}")
+            if code == NO_SUCH_OBJECT:
+                raise NoSuchLocation(f"{parent} does not exist")
+            raise_for(conn.result, "create the account", self._lifecycle_who)
+            # No password in the add: slapd would store it as sent, in clear.
+            # Password Modify has the server hash it; as a non-administrator
+            # (write, not manage) the provisioning account is held to the policy.
+            conn.extend.standard.modify_password(
+                user=entry_dn, new_password=self._wire(password), controls=[ppolicy.REQUEST]
+            )
+            result = conn.result
+            if result["result"] == SUCCESS:
+                # pwdMustChange acts on a modify, never on an add: said here.
+                conn.modify(entry_dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]})
+                result = conn.result
+            if result["result"] != SUCCESS:
+                conn.delete(entry_dn)  # nothing left behind
+        if result["result"] == CONSTRAINT_VIOLATION:
+            return _refusal(result), None
+        raise_for(result, "set the new account's password", self._lifecycle_who)
+        created = self._search_one(entry_dn, "(objectClass=*)", BASE)
+        if created is None:
+            raise DirectoryUnavailable("the new account cannot be read back")
+        return Outcome.OK, created
+
+    def update_account(self, account: Account, person: Person) -> Account:
+        check_person(person)
+        found = self._provisioned(account)
+        if person.email:
+            self._check_free([person.email], found.id)
+        with self._lifecycle.service() as conn:
+            changes = {name: [(MODIFY_REPLACE, value)] for name, value in _person_attributes(person).items()}
+            conn.modify(found.dn, changes)
+            raise_for(conn.result, "change the account", self._lifecycle_who)
+        updated = self.get_account(found.id)
+        if updated is None:
+            raise DirectoryUnavailable("the account changed out of sight")
+        return updated
+
+    def move_account(self, account: Account, location: Location) -> Account:
+        found = self._provisioned(account)
+        return self._move(found, self._location_dn(location), iter([self._rdn(found.login)]))
+
+
+def _person_attributes(person: Person, *, creating: bool = False) -> dict[str, list[str]]:
+    """inetOrgPerson's attributes for ``person``: an empty list clears one (never on an add)."""
+    shown = person.shown_as
+    values = {
+        "cn": [shown],
+        "sn": [person.surname],
+        "givenName": [person.given_name] if person.given_name else [],
+        "displayName": [shown],
+        "mail": [person.email] if person.email else [],
+        "telephoneNumber": [person.phone] if person.phone else [],
+    }
+    return {name: value for name, value in values.items() if value or not creating}

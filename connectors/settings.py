@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from connectors import dn
+
 
 @dataclass(frozen=True)
 class DirectorySettings:
@@ -38,6 +40,15 @@ class DirectorySettings:
     #: After a call got no answer in time, how long every call fails at once
     #: before one tries again.
     retry_after: int = 5
+    #: Where :class:`~connectors.directory.Provisioning` creates accounts, and
+    #: the only subtree it changes, moves into or deletes from; at or under
+    #: ``base_dn``. Empty: provisioning is off.
+    provision_base_dn: str = ""
+    #: A second account for account lifecycle (create, change, move, delete,
+    #: enable, disable), so the service account that serves every page never
+    #: holds those rights. Empty: the service account is used.
+    provisioning_bind_dn: str = ""
+    provisioning_bind_password: str = ""
 
     @property
     def host(self) -> str:
@@ -76,4 +87,10 @@ class DirectorySettings:
             found.append("LDAP_CONNECT_TIMEOUT and LDAP_TIMEOUT must be at least 1 second: 0 would wait for ever")
         if self.max_calls < 1:
             found.append("LDAP_MAX_CALLS must be at least 1: with 0 no request could reach the directory")
+        if self.provision_base_dn and self.base_dn and not dn.within(self.provision_base_dn, self.base_dn):
+            found.append(
+                "LDAP_PROVISION_BASE_DN must be at or under LDAP_BASE_DN: accounts created elsewhere could not sign in"
+            )
+        if bool(self.provisioning_bind_dn) != bool(self.provisioning_bind_password):
+            found.append("LDAP_PROVISIONING_BIND_DN and LDAP_PROVISIONING_BIND_PASSWORD go together")
         return found

@@ -50,7 +50,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from lab.seed import DEMO_ACCOUNTS, EXPIRES_IN, MAIL_DOMAIN, MAX_AGE, MAX_FAILURE, SeedAccount
+from lab import seed
+from lab.seed import DEMO_ACCOUNTS, EXPIRES_IN, MAIL_DOMAIN, MAX_AGE, MAX_FAILURE, PEOPLE_OUS, SeedAccount
 
 __all__ = [
     "ADMIN_DN",
@@ -58,6 +59,7 @@ __all__ = [
     "DOMAIN_DN",
     "KEPT_ADDRESSES",
     "PEOPLE_DN",
+    "PROVISIONING_DN",
     "SERVICE_DN",
     "USER_FILTER",
     "SambaDC",
@@ -78,9 +80,12 @@ DOMAIN_DN = "DC=partners,DC=example"
 PEOPLE_DN = "OU=People," + DOMAIN_DN
 SERVICES_DN = "OU=Services," + DOMAIN_DN
 SERVICE_DN = "CN=sspm," + SERVICES_DN
+#: The account SSPM creates, changes, moves, deletes, enables and disables accounts as.
+PROVISIONING_DN = "CN=sspm-provisioning," + SERVICES_DN
 ADMIN_DN = "CN=Administrator,CN=Users," + DOMAIN_DN
 ADMIN_PASSWORD = "Lab-Admin-Secret-5"
 SERVICE_PASSWORD = "Lab-Service-Secret-7"
+PROVISIONING_PASSWORD = "Lab-Provisioning-Secret-3"
 DEFAULT_ADDRESS = "127.0.0.2"
 #: What SSPM searches people with: a user types a user name, a UPN or an email.
 USER_FILTER = (
@@ -99,6 +104,25 @@ _DELEGATED_RIGHTS = (
     ("CR", "00299570-246d-11d0-a768-00aa006e0529"),  # Reset Password
     ("WP", "bf967a0a-0de6-11d0-a285-00aa003049e2"),  # pwdLastSet
     ("WP", "28630ebf-41d5-11d1-a9c1-0000f80367c1"),  # lockoutTime
+)
+# The provisioning account's, on OU=People and every OU below it: create and
+# delete user objects (nothing else: no OUs, no groups), and on user objects
+# Reset Password and write the attributes a person is made of, her name (a
+# move renames when the name is taken) and userAccountControl (enable,
+# disable). By lDAPDisplayName; their GUIDs are read from the schema.
+_RESET_PASSWORD = "00299570-246d-11d0-a768-00aa006e0529"
+_PROVISIONED_ATTRIBUTES = (
+    "userAccountControl",
+    "pwdLastSet",
+    "sAMAccountName",
+    "userPrincipalName",
+    "givenName",
+    "sn",
+    "displayName",
+    "mail",
+    "telephoneNumber",
+    "name",
+    "cn",
 )
 # Lets ldbmodify write pwdLastSet to any value (DSDB_CONTROL_PASSWORD_BYPASS_LAST_SET):
 # the only way to an expired password, since LDAP accepts only 0 and -1.
@@ -195,11 +219,18 @@ def _prune(cache: Path, unused_for: timedelta = timedelta(days=7)) -> None:
 
 
 def _base_key(accounts: tuple[SeedAccount, ...]) -> str:
-    """Samba's version, this module's code and the accounts: a change to any remakes the base."""
+    """Samba's version, the code that makes the base and the accounts: a change to any remakes it.
+
+    The code is this module's (the OUs, the service and provisioning
+    accounts and their rights) and lab/seed.py's (the policy, the OUs below
+    the people's, the mail domain), so changing a right or a limit can never
+    start a test on a base made before.
+    """
     material = json.dumps(
         [
             _run(["samba", "--version"]).strip(),
             hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+            hashlib.sha256(Path(seed.__file__).read_bytes()).hexdigest(),
             [dataclasses.asdict(a) for a in accounts],
         ],
         sort_keys=True,
@@ -259,16 +290,44 @@ def _provision(target: Path, accounts: tuple[SeedAccount, ...]) -> None:
         ]
     )
     _ldb("ldbadd", sam, _ldif(_containers()))
-    # Rights are set before the people exist: Samba gives inherited ACEs to
-    # new children, but an offline change does not reach existing ones.
-    found = _run(["ldbsearch", "-H", sam, "-b", SERVICE_DN, "-s", "base", "objectSid"])
-    match = re.search(r"^objectSid: (S-1-5-[0-9-]+)$", found, re.MULTILINE)
-    if not match:
-        raise RuntimeError(f"the service account has no objectSid:\n{found}")
-    aces = "".join(f"(OA;CIIO;{right};{guid};{_USER_CLASS};{match.group(1)})" for right, guid in _DELEGATED_RIGHTS)
-    _run(["samba-tool", "dsacl", "set", "-H", sam, f"--objectdn={PEOPLE_DN}", f"--sddl={aces}"])
+    # Rights are set before the people and the OUs below exist: Samba gives
+    # inherited ACEs to new children, but an offline change does not reach
+    # existing ones.
+    service, provisioning = _sid(sam, SERVICE_DN), _sid(sam, PROVISIONING_DN)
+    aces = [f"(OA;CIIO;{right};{guid};{_USER_CLASS};{service})" for right, guid in _DELEGATED_RIGHTS]
+    aces.append(f"(OA;CI;CCDC;{_USER_CLASS};;{provisioning})")
+    aces.append(f"(OA;CIIO;CR;{_RESET_PASSWORD};{_USER_CLASS};{provisioning})")
+    guids = _schema_guids(sam, _PROVISIONED_ATTRIBUTES)
+    aces += (f"(OA;CIIO;WP;{guids[name]};{_USER_CLASS};{provisioning})" for name in _PROVISIONED_ATTRIBUTES)
+    _run(["samba-tool", "dsacl", "set", "-H", sam, f"--objectdn={PEOPLE_DN}", f"--sddl={''.join(aces)}"])
+    _ldb("ldbadd", sam, _ldif(_people_ous()))
     _ldb("ldbadd", sam, _ldif(_person(a) for a in accounts))
     _configure(target / "etc" / "smb.conf")
+
+
+def _sid(sam: str, dn: str) -> str:
+    found = _run(["ldbsearch", "-H", sam, "-b", dn, "-s", "base", "objectSid"])
+    match = re.search(r"^objectSid: (S-1-5-[0-9-]+)$", found, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"{dn} has no objectSid:\n{found}")
+    return match.group(1)
+
+
+def _schema_guids(sam: str, names: Sequence[str]) -> dict[str, str]:
+    """The schemaIDGUID of each attribute, by lDAPDisplayName, as this Samba's schema has it."""
+    wanted = "".join(f"(lDAPDisplayName={name})" for name in names)
+    schema = f"CN=Schema,CN=Configuration,{DOMAIN_DN}"
+    found = _run(["ldbsearch", "-H", sam, "-b", schema, f"(|{wanted})", "lDAPDisplayName", "schemaIDGUID"])
+    guids = {}
+    for record in found.split("\n\n"):
+        name = re.search(r"^lDAPDisplayName: (\S+)$", record, re.MULTILINE)
+        guid = re.search(r"^schemaIDGUID: ([0-9a-f-]{36})$", record, re.MULTILINE)
+        if name and guid:
+            guids[name.group(1)] = guid.group(1)
+    missing = set(names) - set(guids)
+    if missing:
+        raise RuntimeError(f"no schemaIDGUID for {sorted(missing)} in the schema")
+    return guids
 
 
 #: Every place Samba writes runtime files, kept inside its own directory.
@@ -318,6 +377,20 @@ def _containers() -> Iterator[list[tuple[str, str]]]:
         ("userAccountControl", str(_UF_NORMAL_ACCOUNT | _UF_DONT_EXPIRE_PASSWD)),
         ("unicodePwd", _unicode_pwd(SERVICE_PASSWORD)),
     ]
+    yield [
+        ("dn", PROVISIONING_DN),
+        ("objectClass", "user"),
+        ("sAMAccountName", "sspm-provisioning"),
+        ("userPrincipalName", f"sspm-provisioning@{MAIL_DOMAIN}"),
+        ("displayName", "SSPM provisioning account"),
+        ("userAccountControl", str(_UF_NORMAL_ACCOUNT | _UF_DONT_EXPIRE_PASSWD)),
+        ("unicodePwd", _unicode_pwd(PROVISIONING_PASSWORD)),
+    ]
+
+
+def _people_ous() -> Iterator[list[tuple[str, str]]]:
+    for ou in PEOPLE_OUS:
+        yield [("dn", f"OU={ou},{PEOPLE_DN}"), ("objectClass", "organizationalUnit"), ("ou", ou)]
 
 
 def person_dn(account: SeedAccount) -> str:
@@ -467,6 +540,8 @@ class SambaDC:
     ca_file: Path
     service_dn: str = SERVICE_DN
     service_password: str = SERVICE_PASSWORD
+    provisioning_dn: str = PROVISIONING_DN
+    provisioning_password: str = PROVISIONING_PASSWORD
     admin_dn: str = ADMIN_DN
     admin_password: str = ADMIN_PASSWORD
     domain_dn: str = DOMAIN_DN

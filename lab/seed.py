@@ -20,6 +20,10 @@ PEOPLE_DN = "ou=people," + BASE_DN
 SERVICES_DN = "ou=services," + BASE_DN
 POLICIES_DN = "ou=policies," + BASE_DN
 SERVICE_DN = "cn=sspm," + SERVICES_DN
+#: The account SSPM creates, changes, moves and deletes accounts as: nothing else.
+PROVISIONING_DN = "cn=sspm-provisioning," + SERVICES_DN
+#: OUs below the people's, where provisioning can place and move accounts.
+PEOPLE_OUS = ("Staff", "Contractors")
 DEFAULT_POLICY_DN = "cn=default," + POLICIES_DN
 SERVICE_POLICY_DN = "cn=service," + POLICIES_DN
 MAIL_DOMAIN = "partners.example"
@@ -95,11 +99,37 @@ def gentime(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
 
 
-def seed_ldif(accounts: Iterable[SeedAccount], service_password: str, now: datetime | None = None) -> str:
-    """The whole tree for slapadd, parents first (slapadd does not reorder)."""
+def seed_ldif(
+    accounts: Iterable[SeedAccount],
+    service_password: str,
+    now: datetime | None = None,
+    *,
+    provisioning_password: str = "",
+) -> str:
+    """The whole tree for slapadd, parents first (slapadd does not reorder).
+
+    With ``provisioning_password``, the provisioning account too.
+    """
     now = now or datetime.now(UTC)
     people = ("".join(_line(k, v) for k, v in _person(a, now)) for a in accounts)
-    return "\n".join([_tree(service_password), *people])
+    extra = [_provisioning(provisioning_password)] if provisioning_password else []
+    return "\n".join([_tree(service_password), *extra, *people])
+
+
+def _provisioning(password: str) -> str:
+    """The provisioning account, and the OUs it places people in.
+
+    Under the service policy: it must not lock or expire either.
+    """
+    ous = "".join(f"\ndn: ou={ou},{PEOPLE_DN}\nobjectClass: organizationalUnit\nou: {ou}\n" for ou in PEOPLE_OUS)
+    return f"""\
+dn: {PROVISIONING_DN}
+objectClass: applicationProcess
+objectClass: simpleSecurityObject
+cn: sspm-provisioning
+userPassword: {ssha(password)}
+pwdPolicySubentry: {SERVICE_POLICY_DN}
+{ous}"""
 
 
 def _tree(service_password: str) -> str:
@@ -155,7 +185,7 @@ objectClass: simpleSecurityObject
 cn: sspm
 userPassword: {ssha(service_password)}
 pwdPolicySubentry: {SERVICE_POLICY_DN}
-authzTo: dn.regex:^uid=[^,]+,{PEOPLE_DN}$
+authzTo: dn.regex:^uid=[^,]+,(ou=[^,]+,)*{PEOPLE_DN}$
 """
 
 

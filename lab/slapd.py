@@ -22,16 +22,20 @@ from lab.seed import (
     DEFAULT_POLICY_DN,
     DEMO_ACCOUNTS,
     PEOPLE_DN,
+    PROVISIONING_DN,
     SERVICE_DN,
     SeedAccount,
     seed_ldif,
     ssha,
 )
 
-__all__ = ["ROOT_DN", "SERVICE_DN", "Slapd", "free_port", "start_slapd"]
+__all__ = ["PROVISIONING_DN", "ROOT_DN", "SERVICE_DN", "USER_FILTER", "Slapd", "free_port", "start_slapd"]
 
 ROOT_DN = "cn=admin," + BASE_DN
 SERVICE_PASSWORD = "Lab-Service-Secret-7"
+PROVISIONING_PASSWORD = "Lab-Provisioning-Secret-3"
+#: config/defaults.env's LDAP_USER_FILTER, which is OpenLDAP's.
+USER_FILTER = "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))"
 ROOT_PASSWORD = "Lab-Root-Secret-9"
 START_TIMEOUT = 10.0
 _PWD_STATE_ATTRS = (
@@ -45,19 +49,47 @@ _PWD_STATE_ATTRS = (
 # "write" there would be all it gets on them; ppolicy's own updates of these
 # attributes are internal and not subject to ACLs. "manage" on userPassword is
 # what makes the service account a password administrator (see the notes).
+#
+# The provisioning account gets, under the people only: "write" (not
+# "manage") on userPassword, so a password it sets is held to the policy like
+# a user's; pwdReset (a new account's password is temporary) and
+# pwdAccountLockedTime (disable, enable); adding and removing entries
+# (children) that are people (entry, and the attributes a person is made of),
+# never OUs; and reading the rest of the people's tree. Nothing elsewhere.
+_PERSON_ATTRS = "entry,objectClass,uid,cn,sn,givenName,displayName,mail,telephoneNumber"
 _ACL = f"""\
 access to dn.base="" by * read
 access to dn.base="cn=Subschema" by * read
+access to dn.subtree="{PEOPLE_DN}" attrs=userPassword
+    by self write
+    by dn.exact="{SERVICE_DN}" manage
+    by dn.exact="{PROVISIONING_DN}" write
+    by anonymous auth
+    by * none
 access to attrs=userPassword
     by self write
     by dn.exact="{SERVICE_DN}" manage
     by anonymous auth
     by * none
+access to dn.subtree="{PEOPLE_DN}" attrs=pwdReset,pwdAccountLockedTime
+    by dn.exact="{SERVICE_DN}" manage
+    by dn.exact="{PROVISIONING_DN}" write
+    by * none
 access to attrs={_PWD_STATE_ATTRS}
     by dn.exact="{SERVICE_DN}" manage
     by * none
+access to dn.subtree="{PEOPLE_DN}" attrs=children
+    by dn.exact="{SERVICE_DN}" write
+    by dn.exact="{PROVISIONING_DN}" write
+    by * none
+access to dn.subtree="{PEOPLE_DN}" filter=(objectClass=inetOrgPerson) attrs={_PERSON_ATTRS}
+    by dn.exact="{SERVICE_DN}" write
+    by dn.exact="{PROVISIONING_DN}" write
+    by self read
+    by * none
 access to dn.subtree="{PEOPLE_DN}"
     by dn.exact="{SERVICE_DN}" write
+    by dn.exact="{PROVISIONING_DN}" read
     by self read
     by * none
 access to *
@@ -81,6 +113,9 @@ class Slapd:
     service_dn: str = SERVICE_DN
     root_dn: str = ROOT_DN
     policy_dn: str = DEFAULT_POLICY_DN
+    provisioning_dn: str = PROVISIONING_DN
+    provisioning_password: str = PROVISIONING_PASSWORD
+    people_dn: str = PEOPLE_DN
 
     def __post_init__(self) -> None:
         atexit.register(self.stop)  # an aborted test run must not leave a daemon behind
@@ -144,6 +179,7 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload ppolicy
+moduleload syncprov
 authz-policy to
 TLSCACertificateFile {pki.ca_file}
 TLSCertificateFile {pki.cert_file}
@@ -155,11 +191,13 @@ rootdn "{ROOT_DN}"
 rootpw {ssha(root_password)}
 directory {workdir / "data"}
 maxsize 268435456
-index objectClass,uid,mail eq
+index objectClass,uid,mail,entryCSN,entryUUID eq
 limits dn.exact="{SERVICE_DN}" size=unlimited time=unlimited
 overlay ppolicy
 ppolicy_default "{DEFAULT_POLICY_DN}"
 ppolicy_use_lockout
+# Keeps the database's contextCSN: where a reader of changes stands.
+overlay syncprov
 """
 
 
@@ -170,6 +208,7 @@ def start_slapd(
     ldaps_port: int | None = None,
     ldap_port: int | None = None,
     service_password: str = SERVICE_PASSWORD,
+    provisioning_password: str = PROVISIONING_PASSWORD,
     root_password: str = ROOT_PASSWORD,
     reuse: bool = False,
     pki: Pki | None = None,
@@ -192,7 +231,7 @@ def start_slapd(
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(mode=0o700)
         ldif = workdir / "seed.ldif"
-        ldif.write_text(seed_ldif(accounts, service_password))
+        ldif.write_text(seed_ldif(accounts, service_password, provisioning_password=provisioning_password))
         done = subprocess.run(
             ["slapadd", "-q", "-f", str(conf), "-l", str(ldif)],
             capture_output=True,
@@ -225,6 +264,7 @@ def start_slapd(
         service_password,
         process,
         log_file,
+        provisioning_password=provisioning_password,
     )
     try:
         _wait_listening(process, (ldap_port, ldaps_port), log_file)
