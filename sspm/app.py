@@ -21,6 +21,7 @@ from sspm.infra.services import build
 from sspm.infra.settings import ROOT, Settings
 from sspm.infra.state import StateUnavailable
 from sspm.web import errors, i18n, limits, security
+from sspm.web.auth import current_user
 from sspm.web.context import services
 from sspm.web.messages import lra_contact
 from sspm.web.routing import is_mobile, link
@@ -84,8 +85,6 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
 
 
 def _signed_in() -> bool:
-    from sspm.account.sessions import current_user
-
     try:
         return current_user(services().state) is not None
     except StateUnavailable:  # a page must still render while Redis is away

@@ -1,14 +1,20 @@
-"""Signed-in users: server-side sessions with idle and absolute timeouts.
+"""Signed-in sessions in Redis, for either realm, with idle and absolute timeouts.
 
-The browser's cookie holds only a random handle (signed by Flask); the
-record it points at lives in Redis under a digest of that handle. Signing
-in clears the cookie session and issues a new handle (no fixation); signing
-out deletes the record, so a copied cookie is worthless afterwards.
+The browser holds only a random handle; the record it points at lives in
+Redis under a digest of that handle, so a copied Redis dump is no cookie.
+The idle timeout is the record's TTL, pushed back at each use; the absolute
+one is checked against the time the session started, however busy it is.
+Ending a session deletes its record, so a copied cookie is worthless
+afterwards.
 
-Each record is also listed under its account's immutable id, so that when
-the password is set, or the account unlocked, by whatever path,
-``end_all`` ends every session of that account at once: whoever was signed
-in with the old password is signed out at their next request.
+Each record is also listed under its owner (a directory account's
+immutable id, or a staff member's id), so that when a password is set, an
+account unlocked or a staff member removed, ``end_all`` ends every session
+of that owner at once: whoever was signed in is signed out at their next
+request. The realms never share a record, a list or a timeout.
+
+No Flask here: the cookie side is sspm.web.auth; use cases and jobs end
+sessions with plain Python.
 """
 
 from __future__ import annotations
@@ -16,97 +22,117 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import wraps
 from typing import Any
 
-from flask import current_app, g, redirect, request, session
-
-from connectors.directory import Account
+from sspm.infra.settings import Settings
 from sspm.infra.state import State
-from sspm.web.routing import link
+from sspm.policy.realm import Realm
 
-_HANDLE = "sid"
-_KIND = "session"
+#: Redis kind of each realm's records (its lists are "<kind>-of"), and the record field naming the owner.
+_KIND = {Realm.USER: "session", Realm.STAFF: "staff-session"}
+_OWNER = {Realm.USER: "account_id", Realm.STAFF: "staff_id"}
 
 
 @dataclass(frozen=True)
-class SignedIn:
-    account_id: str
-    username: str
-    display_name: str
+class Timeouts:
+    idle_seconds: int
+    absolute_seconds: int
+
+    @classmethod
+    def of(cls, settings: Settings, realm: Realm) -> Timeouts:
+        if realm is Realm.STAFF:
+            return cls(settings.staff_session_idle_minutes * 60, settings.staff_session_max_hours * 3600)
+        return cls(settings.session_idle_minutes * 60, settings.session_max_hours * 3600)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A live session: whose, since when, and what its realm keeps in it."""
+
+    realm: Realm
+    owner: str
     started: float
+    values: Mapping[str, Any]
 
 
 def _digest(handle: str) -> str:
     return hashlib.sha256(handle.encode()).hexdigest()
 
 
-def _limits() -> tuple[int, int]:
-    settings = current_app.config["SSPM_SETTINGS"]
-    return settings.session_idle_minutes * 60, settings.session_max_hours * 3600
+def start(
+    state: State,
+    realm: Realm,
+    timeouts: Timeouts,
+    owner: str,
+    values: Mapping[str, Any],
+    *,
+    started: float | None = None,
+) -> str:
+    """Open a session and return its new handle, for the browser only.
 
-
-def sign_in(state: State, account: Account) -> None:
-    idle, absolute = _limits()
-    # A session this browser already had ends here, not at its timeout.
-    sign_out(state)
+    ``started`` carries the absolute timeout over when a session is renewed.
+    """
     handle = secrets.token_urlsafe(32)
-    record = {"account_id": account.id, "username": account.username, "display_name": account.display_name}
-    # No session outlives the absolute limit, so neither need the account's list of them.
+    record = {**values, _OWNER[realm]: owner, "started": time.time() if started is None else started}
+    # No session outlives the absolute limit, so neither need its owner's list of them.
     state.put_listed(
-        _KIND, _digest(handle), {**record, "started": time.time()}, ttl=idle, owner=account.id, list_ttl=absolute
+        _KIND[realm],
+        _digest(handle),
+        record,
+        ttl=timeouts.idle_seconds,
+        owner=owner,
+        list_ttl=max(timeouts.absolute_seconds, timeouts.idle_seconds),
     )
-    session[_HANDLE] = handle
-    g.pop("signed_in", None)
+    return handle
 
 
-def current_user(state: State) -> SignedIn | None:
-    """The signed-in user, or None; each call while valid pushes the idle timeout back."""
-    if "signed_in" in g:
-        return g.signed_in  # type: ignore[no-any-return]
-    handle = session.get(_HANDLE)
-    user = None
-    if isinstance(handle, str):
-        idle, absolute = _limits()
-        record = state.get(_KIND, _digest(handle))
-        if record and time.time() - float(record["started"]) < absolute:
-            state.touch(_KIND, _digest(handle), idle)
-            user = SignedIn(record["account_id"], record["username"], record["display_name"], float(record["started"]))
-        elif record:
-            state.delete_one_listed(_KIND, _digest(handle), owner=str(record["account_id"]))
-    g.signed_in = user
-    return user
+def read(state: State, realm: Realm, timeouts: Timeouts, handle: str) -> Record | None:
+    """The live session of a handle, or None; each read while it lives pushes its idle timeout back.
+
+    A session past its absolute timeout is ended here, at its first use after it.
+    """
+    kind, key = _KIND[realm], _digest(handle)
+    stored = state.get(kind, key)
+    if stored is None:
+        return None
+    owner = str(stored.pop(_OWNER[realm]))
+    started = float(stored.pop("started"))
+    if time.time() - started >= timeouts.absolute_seconds:
+        state.delete_one_listed(kind, key, owner=owner)
+        return None
+    state.touch(kind, key, timeouts.idle_seconds)
+    return Record(realm, owner, started, stored)
 
 
-def sign_out(state: State) -> None:
-    handle = session.get(_HANDLE)
-    if isinstance(handle, str):
-        record = state.get(_KIND, _digest(handle))
-        if record is not None:
-            state.delete_one_listed(_KIND, _digest(handle), owner=str(record["account_id"]))
-    session.clear()
-    g.signed_in = None
+def renew(state: State, realm: Realm, timeouts: Timeouts, handle: str, changes: Mapping[str, Any]) -> str | None:
+    """Replace a live session by one under a new handle, with ``changes`` made; the new handle, or None if it ended.
+
+    A session that gains trust (re-authenticated) gets a new handle, so an
+    old copy of its cookie does not gain it too; and a new record, rather
+    than one written over, cannot bring back a session ``end_all`` ended in
+    between (whatever it writes is listed, and ended by the next one).
+    """
+    record = read(state, realm, timeouts, handle)
+    if record is None:
+        return None
+    renewed = start(state, realm, timeouts, record.owner, {**record.values, **changes}, started=record.started)
+    end(state, realm, handle)
+    return renewed
 
 
-def end_all(state: State, account_id: str) -> int:
-    """End every session of an account, wherever it was opened; how many there were.
+def end(state: State, realm: Realm, handle: str) -> None:
+    """End one session (sign-out) and take it off its owner's list."""
+    kind, key = _KIND[realm], _digest(handle)
+    stored = state.get(kind, key)
+    if stored is not None:
+        state.delete_one_listed(kind, key, owner=str(stored[_OWNER[realm]]))
+
+
+def end_all(state: State, owner: str, realm: Realm = Realm.USER) -> int:
+    """End every session of an owner in a realm, wherever it was opened; how many there were.
 
     Plain Python (no request needed): the use cases that set a password call it.
     """
-    return state.delete_listed(_KIND, account_id)
-
-
-def signed_in_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Send anyone not signed in to the sign-in page, to come back here after."""
-
-    @wraps(view)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        from sspm.web.context import services
-
-        if current_user(services().state) is None:
-            return redirect(link("signin.form", next=request.endpoint))
-        return view(*args, **kwargs)
-
-    return guarded
+    return state.delete_listed(_KIND[realm], owner)

@@ -7,13 +7,13 @@ from flask_babel import get_locale
 from werkzeug.wrappers import Response
 
 from connectors.directory import DirectoryError
-from sspm.account.sessions import current_user, sign_in
 from sspm.change.forms import ChangePasswordForm
 from sspm.change.service import change_password
 from sspm.enroll.service import enrolled_questions
 from sspm.infra.state import StateUnavailable
 from sspm.policy.passwords import Rules, user_inputs
 from sspm.policy.reasons import Reason
+from sspm.web.auth import current_user, sign_in
 from sspm.web.context import services
 from sspm.web.limits import guarded
 from sspm.web.messages import reason_text

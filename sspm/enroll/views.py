@@ -7,10 +7,11 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from sspm.account.sessions import current_user, signed_in_required
 from sspm.enroll.forms import enroll_form
 from sspm.enroll.service import Pick, enroll, enrolled_questions
+from sspm.policy.realm import Realm
 from sspm.policy.reasons import Reason
+from sspm.web.auth import current_user, requires
 from sspm.web.context import services
 from sspm.web.limits import guarded_signed_in
 from sspm.web.pages import explain, status_for
@@ -24,7 +25,7 @@ _SAVED = _l("Your security questions are saved. You can now reset your password 
 
 
 @page(bp, "/enroll")
-@signed_in_required
+@requires(Realm.USER)
 def index(mobile: bool) -> str:
     the = services()
     user = current_user(the.state)
@@ -38,7 +39,7 @@ def index(mobile: bool) -> str:
 
 
 @page(bp, "/enroll/edit", methods=["GET", "POST"])
-@signed_in_required
+@requires(Realm.USER)
 # The password is re-confirmed here: per address, and per user in the one
 # per-name bucket sign-in and change count in (the form has no name field:
 # the signed-in user's own name is counted).

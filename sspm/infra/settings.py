@@ -47,6 +47,10 @@ class Settings:
     min_strength: int
     session_idle_minutes: int
     session_max_hours: int
+    #: The staff realm's own timeouts (sspm.web.auth), and how recent a password its sensitive actions need.
+    staff_session_idle_minutes: int
+    staff_session_max_hours: int
+    staff_reauth_minutes: int
     questions_file: Path
     questions_offered: int
     questions_answered: int
@@ -195,6 +199,9 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         min_strength=number("SSPM_MIN_STRENGTH"),
         session_idle_minutes=number("SSPM_SESSION_IDLE_MINUTES"),
         session_max_hours=number("SSPM_SESSION_MAX_HOURS"),
+        staff_session_idle_minutes=number("SSPM_STAFF_SESSION_IDLE_MINUTES"),
+        staff_session_max_hours=number("SSPM_STAFF_SESSION_MAX_HOURS"),
+        staff_reauth_minutes=number("SSPM_STAFF_REAUTH_MINUTES"),
         questions_file=questions_file,
         questions_offered=number("SSPM_QUESTIONS_OFFERED"),
         questions_answered=answered,

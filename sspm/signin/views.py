@@ -6,10 +6,10 @@ from flask import Blueprint, flash, redirect, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from sspm.account.sessions import current_user, sign_in, sign_out
 from sspm.policy.reasons import Reason
 from sspm.signin.forms import SignInForm
 from sspm.signin.service import sign_in as check_credentials
+from sspm.web.auth import current_user, sign_in, sign_out
 from sspm.web.context import services
 from sspm.web.limits import guarded
 from sspm.web.pages import explain, status_for

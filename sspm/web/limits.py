@@ -61,7 +61,7 @@ def _typed_key() -> str:
 def _signed_in_key() -> str:
     # Re-confirming the password at enrollment counts against the signed-in
     # user's own name, in the bucket sign-in and change use for it.
-    from sspm.account.sessions import current_user
+    from sspm.web.auth import current_user
     from sspm.web.context import services
 
     user = current_user(services().state)
