@@ -2,7 +2,9 @@
 
 This package is the only place that speaks LDAP. The app asks for a
 directory by kind and gets something that fulfils
-:class:`connectors.directory.Directory`.
+:class:`connectors.directory.Directory`: every role at once (self-service,
+administration, provisioning, sync reading); each part of the app types
+what it holds as the one role it uses.
 """
 
 from __future__ import annotations

@@ -567,6 +567,9 @@ class SambaDC:
             "LDAP_BIND_PASSWORD": self.service_password,
             "LDAP_BASE_DN": self.people_dn,
             "LDAP_USER_FILTER": USER_FILTER,
+            "LDAP_PROVISION_BASE_DN": self.people_dn,
+            "LDAP_PROVISIONING_BIND_DN": self.provisioning_dn,
+            "LDAP_PROVISIONING_BIND_PASSWORD": self.provisioning_password,
         }
 
     @property

@@ -131,6 +131,9 @@ class Slapd:
             "LDAP_BIND_PASSWORD": self.service_password,
             "LDAP_BASE_DN": PEOPLE_DN,
             "LDAP_POLICY_DN": self.policy_dn,
+            "LDAP_PROVISION_BASE_DN": self.people_dn,
+            "LDAP_PROVISIONING_BIND_DN": self.provisioning_dn,
+            "LDAP_PROVISIONING_BIND_PASSWORD": self.provisioning_password,
         }
 
     def stop(self) -> None:
