@@ -5,23 +5,24 @@ can change passwords and lock accounts without touching any other test.
 A test on Active Directory asks for ``samba_dc`` instead: a Samba AD DC of
 its own, copied from a snapshot made once per session (lab/samba.py).
 One redis-server serves the whole run and is emptied before each test; each
-test gets its own copy of a migrated SQLite database. Every app a test
-builds shares that test's Redis and database, as the app instances of one
-deployment do. A test that asks for ``database_url`` runs twice, on SQLite
-and on PostgreSQL (one cluster per run, a fresh database per test copied
-from a migrated template); its apps then use that database. With
-SSPM_TEST_DATABASE=postgresql every test runs on PostgreSQL.
+test gets its own copy of a migrated SQLite database: the ``backing``
+fixture, which the flows, contract and browser tiers ask for on every test
+(their conftest files) and the unit tier never does, so it starts no server.
+Every app a test builds shares that test's Redis and database, as the app
+instances of one deployment do. A test that asks for ``database_url`` runs
+twice, on SQLite and on PostgreSQL (one cluster per run, a fresh database
+per test copied from a migrated template); its apps then use that
+database. With SSPM_TEST_DATABASE=postgresql every test runs on PostgreSQL.
+Helpers a test imports live in tests/support/, never here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,35 +33,27 @@ from flask.testing import FlaskClient
 from connectors import open_directory
 from connectors.directory import Directory
 from lab import DEMO_ACCOUNTS, Pki, SeedAccount, Slapd, make_pki, samba, start_slapd
-from lab.env import LabDirectory, sspm_environ
 from lab.postgres import PostgresServer, start_postgres
 from lab.redis import RedisServer, start_redis
-from lab.smtp import Mailbox, SmtpCatcher, start_smtp
+from lab.smtp import SmtpCatcher, start_smtp
 from sspm.app import create_app
-from sspm.infra.services import Services
-from sspm.infra.settings import Settings, load
+from sspm.infra.settings import Settings
 from sspm.infra.store import migrate
 from sspm.web.limits import limiter
-
-NO_ENV_FILE = Path("/nonexistent/.env")
-#: ``SSPM_TEST_DATABASE=postgresql`` runs every test on PostgreSQL, not only those that ask for ``database_url``.
-ALL_ON_POSTGRES = os.environ.get("SSPM_TEST_DATABASE", "sqlite") == "postgresql"
+from tests.support import (
+    ALL_ON_POSTGRES,
+    POSTGRES_TIMEZONE,
+    SNAPSHOT_FRESH_FOR,
+    Backing,
+    services_of,
+    settings_for,
+    use_backing,
+)
 
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@dataclass(frozen=True)
-class Backing:
-    redis_url: str
-    database_url: str
-    mailbox: Mailbox
-    smtp_port: int
-
-
-_backing: Backing | None = None
 
 
 @pytest.fixture(scope="session")
@@ -85,11 +78,15 @@ def smtp_server() -> Iterator[SmtpCatcher]:
     catcher.stop()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def backing(
     request: pytest.FixtureRequest, redis_server: RedisServer, smtp_server: SmtpCatcher, tmp_path: Path
 ) -> Iterator[Backing]:
-    global _backing
+    """This test's Redis (emptied), database (a fresh copy) and mailbox (emptied).
+
+    Asked for by every test of the flows, contract and browser tiers (their
+    conftest files), never by the unit tier, which starts no server.
+    """
     redis.Redis.from_url(redis_server.url).flushdb()
     if ALL_ON_POSTGRES:
         server: PostgresServer = request.getfixturevalue("postgres")
@@ -105,17 +102,14 @@ def backing(
     mailbox.refuse_next = 0
     mailbox.hold = None
     mailbox.received.clear()
-    _backing = Backing(redis_server.url, database_url, mailbox, smtp_server.port)
-    yield _backing
-    _backing = None
+    current = Backing(redis_server.url, database_url, mailbox, smtp_server.port)
+    use_backing(current)
+    yield current
+    use_backing(None)
     # Flask-Limiter's one Limiter outlives each app: after a test that stopped a
     # Redis it counts in process memory until its own back-off re-checks Redis,
     # which would carry counts into the next test. Tell it what that re-check would.
     limiter._storage_dead = False
-
-
-#: The test cluster's time zone: far from UTC and not a whole hour, so a time read back as local shows.
-POSTGRES_TIMEZONE = "Asia/Kathmandu"
 
 
 @pytest.fixture(scope="session")
@@ -141,14 +135,13 @@ def database_url(request: pytest.FixtureRequest, backing: Backing) -> Iterator[s
 
     Ask for it before ``app``, ``settings`` or ``build_app``: they read the database URL when made.
     """
-    global _backing
     if request.param == "sqlite":
         yield backing.database_url
         return
     server: PostgresServer = request.getfixturevalue("postgres")
     name = f"test_{uuid.uuid4().hex[:16]}"
     url = server.create_database(name, template=request.getfixturevalue("postgres_template"))
-    _backing = dataclasses.replace(backing, database_url=url)
+    use_backing(dataclasses.replace(backing, database_url=url))
     yield url
     server.drop_database(name)
 
@@ -170,11 +163,6 @@ def slapd(tmp_path: Path, pki: Pki) -> Iterator[Slapd]:
     server = start_slapd(tmp_path / "slapd", pki=pki)
     yield server
     server.stop()
-
-
-#: Accounts are put in their states (locked now, expiring in 5 days) when a snapshot is
-#: made; a lock lasts 30 minutes, so a long session takes a new snapshot now and then.
-SNAPSHOT_FRESH_FOR = timedelta(minutes=15)
 
 
 @pytest.fixture(scope="session")
@@ -220,19 +208,6 @@ def accounts() -> dict[str, SeedAccount]:
     return by_state
 
 
-def settings_for(directory: LabDirectory, **overrides: str) -> Settings:
-    """The settings of an app on a lab ``directory`` (slapd or Samba) and this test's Redis and database."""
-    assert _backing is not None, "settings_for is for use inside a test"
-    environ = sspm_environ(
-        directory,
-        redis_url=_backing.redis_url,
-        database_url=_backing.database_url,
-        smtp_port=_backing.smtp_port,
-        **overrides,
-    )
-    return load(env_file=NO_ENV_FILE, environ=environ)
-
-
 @pytest.fixture
 def settings(slapd: Slapd) -> Settings:
     return settings_for(slapd)
@@ -250,11 +225,6 @@ def app(settings: Settings) -> Iterator[Flask]:
     application = create_app(settings)
     yield application
     services_of(application).close()
-
-
-def services_of(app: Flask) -> Services:
-    services: Services = app.extensions["sspm"]
-    return services
 
 
 @pytest.fixture

@@ -19,15 +19,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from lab import SeedAccount, samba
+from tests.support.browser import LiveServer, assert_no_horizontal_scroll, enroll_seeded, refusal, say, tab_until
 
-from .conftest import (
-    LiveServer,
-    assert_no_horizontal_scroll,
-    enroll_seeded,
-    refusal,
-    say,
-    tab_until,
-)
 from .test_accessibility import axe_violations, describe
 from .test_change_password_browser import NEW_PASSWORD, change_by_keyboard
 from .test_recovery_browser import TYPED_ANSWERS, answer, start, submit_with_enter

@@ -12,7 +12,7 @@ import redis
 from PIL import Image
 from playwright.sync_api import Page
 
-from .conftest import LiveServer, browser_session, tab_until
+from tests.support.browser import LiveServer, browser_session, tab_until
 
 
 def wcag_contrast(one: tuple[int, ...], other: tuple[int, ...]) -> float:

@@ -16,8 +16,7 @@ from playwright.sync_api import Page, expect
 from connectors import open_directory
 from connectors.directory import Outcome
 from lab import SeedAccount
-
-from .conftest import LiveServer, assert_no_horizontal_scroll
+from tests.support.browser import LiveServer, assert_no_horizontal_scroll
 
 pytestmark = pytest.mark.browser
 

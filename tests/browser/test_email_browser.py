@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from conftest import Backing, services_of
 from flask_babel import gettext
 from playwright.sync_api import Page, expect
 from rq import SimpleWorker
@@ -27,8 +26,8 @@ from connectors.directory import Outcome
 from lab import SeedAccount
 from sspm.email.jobs import QUEUE
 from sspm.infra.store import ResetToken
-
-from .conftest import LiveServer, assert_no_horizontal_scroll, directory_of, tab_until
+from tests.support import Backing, services_of
+from tests.support.browser import LiveServer, assert_no_horizontal_scroll, directory_of, tab_until
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable
 
 import pytest
-from conftest import services_of
 from playwright.sync_api import Page, Response, expect
 from sqlalchemy import func, select
 
@@ -20,8 +19,8 @@ from connectors.directory import Outcome
 from lab import SeedAccount
 from sspm.infra.store import Answer
 from sspm.policy.questions import normalise
-
-from .conftest import LiveServer, assert_no_horizontal_scroll, directory_of, refusal, say, tab_until
+from tests.support import services_of
+from tests.support.browser import LiveServer, assert_no_horizontal_scroll, directory_of, refusal, say, tab_until
 
 pytestmark = pytest.mark.browser
 

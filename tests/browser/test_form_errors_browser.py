@@ -18,8 +18,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from lab import SeedAccount
+from tests.support.browser import LiveServer, captcha_text, enroll_seeded, refusal, say, tab_until
 
-from .conftest import LiveServer, captcha_text, enroll_seeded, refusal, say, tab_until
 from .test_accessibility import axe_violations, describe, horizontal_overflow
 from .test_enroll_browser import ANSWERS, pick_with_arrows, sign_in
 from .test_recovery_browser import asked, start, submit_with_enter

@@ -18,8 +18,7 @@ from playwright.sync_api import Page, expect
 
 from connectors.directory import Outcome
 from lab import SeedAccount
-
-from .conftest import LiveServer, assert_no_horizontal_scroll, directory_of, refusal, tab_until
+from tests.support.browser import LiveServer, assert_no_horizontal_scroll, directory_of, refusal, tab_until
 
 pytestmark = pytest.mark.browser
 

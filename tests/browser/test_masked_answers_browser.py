@@ -17,8 +17,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from lab import SeedAccount
-
-from .conftest import LiveServer, captcha_text, enroll_seeded, say, tab_until
+from tests.support.browser import LiveServer, captcha_text, enroll_seeded, say, tab_until
 
 pytestmark = pytest.mark.browser
 

@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import services_of
 from playwright.sync_api import Locator, Page, expect
 
 from connectors.directory import Account
@@ -26,8 +25,8 @@ from lab.enrollment import DEMO_ANSWERS
 from sspm.account import tokens
 from sspm.email.jobs import RESET_PURPOSE
 from sspm.policy.passwords import contains_name, strength, user_inputs
-
-from .conftest import LiveServer, captcha_text, directory_of, enroll_seeded, question_ids, refusal
+from tests.support import services_of
+from tests.support.browser import LiveServer, captcha_text, directory_of, enroll_seeded, question_ids, refusal
 
 pytestmark = pytest.mark.browser
 

@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from lab import SeedAccount
+from tests.support.browser import LiveServer, say, tab_until
 
-from .conftest import LiveServer, say, tab_until
 from .test_form_errors_browser import COMBOS, assert_accessible
 from .test_recovery_browser import answer, start, submit_with_enter
 

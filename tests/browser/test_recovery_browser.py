@@ -18,8 +18,7 @@ from playwright.sync_api import Page, Response, expect
 from connectors.directory import Outcome
 from lab import SeedAccount
 from lab.enrollment import DEMO_ANSWERS
-
-from .conftest import (
+from tests.support.browser import (
     LiveServer,
     assert_no_horizontal_scroll,
     captcha_text,

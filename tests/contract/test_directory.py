@@ -24,7 +24,6 @@ from pathlib import Path
 
 import ldap3
 import pytest
-from conftest import settings_for  # tests/conftest.py: the one way tests build settings
 
 import connectors
 from connectors import ad_codes, open_directory
@@ -39,6 +38,7 @@ from connectors.directory import (
 from connectors.guard import Guard
 from lab import SeedAccount, Slapd, free_port, make_pki, samba
 from sspm.settings import Settings
+from tests.support import settings_for  # the one way tests build settings
 
 NO_ENV_FILE = Path("/nonexistent/.env")
 LDAP_SUCCESS = 0

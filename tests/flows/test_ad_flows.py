@@ -23,8 +23,8 @@ from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd, samba
 from sspm.policy.passwords import Rules, first_problem
 from sspm.web.context import services
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, reason_in, says, without_token
 from tests.flows.test_change_password import REFUSALS, Refusal, verdict
+from tests.support.flows import NEW_PASSWORD, AppFactory, Visitor, reason_in, says, without_token
 
 LANGUAGES = ("en", "fr")
 #: Long and unguessable to zxcvbn, free of any name, but only lower case and

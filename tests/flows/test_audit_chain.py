@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import services_of, settings_for
 from flask import Flask
 from sqlalchemy import Engine, create_engine, delete, func, select, update
 
@@ -33,8 +32,8 @@ from sspm.infra.settings import ROOT, ConfigError
 from sspm.infra.store import AuditChainHead, AuditEvent, Store, utcnow
 from sspm.policy.actor import Actor, ActorKind
 from sspm.policy.auditchain import Entry, digest
-from tests.flows.conftest import AppFactory, Visitor
-from tests.flows.recovery_helpers import sign_in
+from tests.support import services_of, settings_for
+from tests.support.flows import AppFactory, Visitor, sign_in
 
 IP = "203.0.113.50"
 JOHN_ID = "5f0c1a2e-8d3b-4e6f-9a7c-1b2d3e4f5a6b"

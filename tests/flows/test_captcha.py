@@ -24,8 +24,7 @@ from werkzeug.test import TestResponse
 
 from lab import Slapd
 from sspm.recovery import captcha, captcha_audio
-from tests.flows.conftest import AppFactory, Visitor, says, text_in
-from tests.flows.recovery_helpers import app_redis, browser_session
+from tests.support.flows import AppFactory, Visitor, app_redis, browser_session, says, text_in
 
 AUDIO = "/captcha/audio.wav"
 BUSY_TITLE = "Please try again in a few seconds"

@@ -14,14 +14,7 @@ from flask import Flask
 
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
-from tests.flows.conftest import (
-    NEW_PASSWORD,
-    Visitor,
-    reason_in,
-    says,
-    text_in,
-    without_token,
-)
+from tests.support.flows import NEW_PASSWORD, Visitor, reason_in, says, text_in, without_token
 
 SUCCESS_TITLE = "Your password has been changed"
 

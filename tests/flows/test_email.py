@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from conftest import Backing, services_of
 from flask import Flask
 from flask_babel import force_locale, format_datetime, gettext
 from ldap3 import MODIFY_DELETE
@@ -41,25 +40,23 @@ from sspm.infra.settings import ConfigError
 from sspm.infra.store import AuditEvent, EmailEvent, ResetToken, utcnow
 from sspm.web.fields import MAX_USERNAME
 from tests.contract.test_directory import HOSTILE_LOGINS
-from tests.flows.conftest import (
+from tests.support import Backing, services_of, settings_for
+from tests.support.flows import (
     HTTPS_BASE_URL,
     NEW_PASSWORD,
     AppFactory,
     Visitor,
-    csrf_token,
-    reason_in,
-    says,
-    settings_for,
-    text_in,
-    without_token,
-)
-from tests.flows.recovery_helpers import (
     as_directory_admin,
+    csrf_token,
     enroll,
     lock_by_wrong_binds,
+    reason_in,
     recover,
+    says,
     set_new_password,
     sign_in,
+    text_in,
+    without_token,
 )
 
 #: What the emails name as the help desk, distinct enough to find.

@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import Backing
 from flask import Flask
 from rq.job import Job, JobStatus
 
@@ -29,7 +28,6 @@ from lab import SeedAccount, Slapd
 from lab.env import sspm_environ
 from lab.redis import start_redis
 from lab.slapd import free_port
-from tests.flows.conftest import HTTPS_BASE_URL, NEW_PASSWORD, AppFactory, Visitor, csrf_token, reason_in, says, text_in
 from tests.flows.test_email import (
     CHECK_EMAIL,
     EMAIL_ENV,
@@ -46,6 +44,8 @@ from tests.flows.test_email import (
     token_rows,
     verdict,
 )
+from tests.support import Backing
+from tests.support.flows import HTTPS_BASE_URL, NEW_PASSWORD, AppFactory, Visitor, csrf_token, reason_in, says, text_in
 
 ROOT = Path(__file__).resolve().parents[2]
 #: How long a test waits for a worker process before it gives up on it (a guard, not a measure).

@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import services_of
 from flask import Flask
 from werkzeug.test import TestResponse
 
@@ -28,7 +27,8 @@ import connectors.ldapbase
 from connectors.directory import DirectoryUnavailable
 from connectors.guard import Guard
 from lab import SeedAccount, Slapd
-from tests.flows.conftest import AppFactory, Visitor, csrf_token, reason_in, says, text_in
+from tests.support import services_of
+from tests.support.flows import AppFactory, Visitor, csrf_token, reason_in, says, text_in
 
 STATIC = "/static/css/sspm.css"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Backing, services_of
 from flask import Flask
 from sqlalchemy import select
 
@@ -23,7 +22,6 @@ from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from sspm.account.tokens import outdated
 from sspm.infra.store import ResetToken
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor
 from tests.flows.test_email import (
     EMAIL_ENV,
     is_link_gone,
@@ -32,6 +30,8 @@ from tests.flows.test_email import (
     set_password_by_link,
     verdict,
 )
+from tests.support import Backing, services_of
+from tests.support.flows import NEW_PASSWORD, AppFactory, Visitor
 
 STAMP = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
 JUST = timedelta(microseconds=1)

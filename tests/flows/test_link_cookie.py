@@ -16,14 +16,11 @@ import json
 import zlib
 
 import pytest
-from conftest import Backing
 from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
 
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token
-from tests.flows.recovery_helpers import put_back_cookie, session_cookie
 from tests.flows.test_email import (
     EMAIL_ENV,
     is_link_gone,
@@ -34,6 +31,8 @@ from tests.flows.test_email import (
     token_of,
     verdict,
 )
+from tests.support import Backing
+from tests.support.flows import NEW_PASSWORD, AppFactory, Visitor, csrf_token, put_back_cookie, session_cookie
 
 
 @pytest.fixture

@@ -17,8 +17,16 @@ from flask import Flask
 
 from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
-from tests.flows.conftest import AppFactory, Visitor, text_in
-from tests.flows.recovery_helpers import recover, says_reason, seed_enrolled, sentence, without_echo
+from tests.support.flows import (
+    AppFactory,
+    Visitor,
+    recover,
+    says_reason,
+    seed_enrolled,
+    sentence,
+    text_in,
+    without_echo,
+)
 
 ONLY_IF_SET_UP = (
     "Security questions work only if you set them up beforehand. "

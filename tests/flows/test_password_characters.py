@@ -18,15 +18,14 @@ from collections.abc import Iterator
 
 import ldap3
 import pytest
-from conftest import services_of
 from flask import Flask
 from markupsafe import escape
 
 from connectors.directory import Outcome
 from lab import SeedAccount, Slapd, samba
 from lab.env import LabDirectory
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, reason_in, says
-from tests.flows.recovery_helpers import sign_in
+from tests.support import services_of
+from tests.support.flows import NEW_PASSWORD, AppFactory, Visitor, reason_in, says, sign_in
 
 #: Hebrew between Latin words and digits: SASLprep refuses it, both directories hold it.
 MIXED_SCRIPTS = "Lantern-שלום-Orbit-2024"

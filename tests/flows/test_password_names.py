@@ -15,7 +15,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import services_of
 from flask import Flask
 from werkzeug.test import TestResponse
 
@@ -25,8 +24,8 @@ from lab.enrollment import DEMO_ANSWERS
 from sspm.account import tokens
 from sspm.email.jobs import RESET_PURPOSE
 from sspm.policy.passwords import user_inputs
-from tests.flows.conftest import Visitor
-from tests.flows.recovery_helpers import recover, says_reason, seed_enrolled, set_new_password, verdict
+from tests.support import services_of
+from tests.support.flows import Visitor, recover, says_reason, seed_enrolled, set_new_password, verdict
 
 _NAMES = re.compile(r"data-names='([^']*)'")
 NOT_A_NAME = "Lumen-Pebble-Orchard-Zephyr-93"

@@ -20,7 +20,6 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import Backing, services_of
 from sqlalchemy import create_engine, inspect
 
 from connectors.directory import Outcome
@@ -29,8 +28,19 @@ from sspm.account import audit, tokens
 from sspm.account.audit import check_chain
 from sspm.email import jobs
 from sspm.infra.store import Base, Store, alembic_config, head_revision, migrate, utcnow
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor
-from tests.flows.recovery_helpers import account_id, enroll, recover, set_new_password, sign_in, stored_answers, verdict
+from tests.support import Backing, services_of
+from tests.support.flows import (
+    NEW_PASSWORD,
+    AppFactory,
+    Visitor,
+    account_id,
+    enroll,
+    recover,
+    set_new_password,
+    sign_in,
+    stored_answers,
+    verdict,
+)
 
 PICKS = {"first-school": "Riverside Elementary", "first-pet": "Biscuit", "parents-met": "Montréal"}
 OTHER_PICKS = {"childhood-street": "Maple Avenue", "first-job": "Paper round", "first-pet": "Pepper"}

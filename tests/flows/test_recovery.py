@@ -10,7 +10,6 @@ import re
 import time
 
 import pytest
-from conftest import services_of
 from flask import Flask
 from markupsafe import escape
 
@@ -18,26 +17,32 @@ from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
 from sspm.web.messages import lra_contact
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token, says, text_in
-from tests.flows.recovery_helpers import (
+from tests.support import services_of
+from tests.support.flows import (
+    NEW_PASSWORD,
     WRONG,
+    AppFactory,
+    Visitor,
     answer,
     answer_fields,
     asked,
     audit_rows,
     browser_session,
     captcha_text,
+    csrf_token,
     echoed_username,
     lock_by_wrong_binds,
     pool_of,
     put_back_cookie,
     recover,
     remaining,
+    says,
     says_reason,
     seed_enrolled,
     session_cookie,
     set_new_password,
     start,
+    text_in,
     verdict,
     without_echo,
 )

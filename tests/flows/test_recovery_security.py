@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import services_of, settings_for
 from flask import Flask
 from sqlalchemy import event
 
@@ -34,9 +33,12 @@ from sspm.app import create_app
 from sspm.policy.questions import normalise
 from sspm.web.fields import MAX_USERNAME
 from tests.contract.test_directory import HOSTILE_LOGINS
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token, says, text_in
-from tests.flows.recovery_helpers import (
+from tests.support import services_of, settings_for
+from tests.support.flows import (
+    NEW_PASSWORD,
     WRONG,
+    AppFactory,
+    Visitor,
     account_id,
     answer,
     answer_fields,
@@ -46,14 +48,17 @@ from tests.flows.recovery_helpers import (
     audit_rows,
     browser_session,
     captcha_text,
+    csrf_token,
     pool_of,
     recover,
+    says,
     says_reason,
     seed_enrolled,
     set_new_password,
     sign_in,
     start,
     stored_answers,
+    text_in,
     verdict,
     without_echo,
 )

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import services_of
 from flask import Flask
 
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from sspm.web.fields import MAX_USERNAME
 from tests.contract.test_directory import HOSTILE_LOGINS
-from tests.flows.conftest import (
+from tests.support import services_of
+from tests.support.flows import (
     HTTP_BASE_URL,
     HTTPS_BASE_URL,
     NEW_PASSWORD,

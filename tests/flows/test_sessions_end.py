@@ -14,14 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import Backing
 from flask import Flask
 
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor
-from tests.flows.recovery_helpers import (
+from tests.flows.test_email import EMAIL_ENV, audit_rows, one_link_for, open_link, set_password_by_link
+from tests.flows.test_signin_enroll import is_signed_in, session_key
+from tests.support import Backing
+from tests.support.flows import (
+    NEW_PASSWORD,
+    AppFactory,
+    Visitor,
     account_id,
     any_csrf_token,
     app_redis,
@@ -32,8 +36,6 @@ from tests.flows.recovery_helpers import (
     sign_in,
     verdict,
 )
-from tests.flows.test_email import EMAIL_ENV, audit_rows, one_link_for, open_link, set_password_by_link
-from tests.flows.test_signin_enroll import is_signed_in, session_key
 
 Path = Callable[[Flask, Directory, Backing, SeedAccount], Visitor]
 

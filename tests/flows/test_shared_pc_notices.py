@@ -18,8 +18,19 @@ from flask_babel import ngettext
 
 from lab import SeedAccount, Slapd
 from lab.samba import SambaDC
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token, says, text_in, without_token
-from tests.flows.recovery_helpers import any_csrf_token, seed_enrolled, sign_in, start
+from tests.support.flows import (
+    NEW_PASSWORD,
+    AppFactory,
+    Visitor,
+    any_csrf_token,
+    csrf_token,
+    says,
+    seed_enrolled,
+    sign_in,
+    start,
+    text_in,
+    without_token,
+)
 
 SIGNED_OUT = "You are signed out. On a shared computer, close the browser when you are done."
 ON_FILE = "the email address your organization has on file"

@@ -12,28 +12,34 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import services_of
 from flask import Flask
 from markupsafe import escape
 
 from connectors.directory import Directory
 from lab import PEOPLE_DN, SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token, reason_in, says, text_in
-from tests.flows.recovery_helpers import (
+from tests.support import services_of
+from tests.support.flows import (
+    NEW_PASSWORD,
+    AppFactory,
+    Visitor,
     account_id,
     any_csrf_token,
     app_redis,
     as_directory_admin,
     browser_session,
+    csrf_token,
     enroll,
     put_back_cookie,
+    reason_in,
     recover,
+    says,
     seed_enrolled,
     sentence,
     session_cookie,
     sign_in,
     stored_answers,
+    text_in,
     without_echo,
 )
 

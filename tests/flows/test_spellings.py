@@ -15,7 +15,6 @@ import unicodedata
 from collections.abc import Callable
 
 import pytest
-from conftest import Backing, services_of, settings_for
 from sqlalchemy import select
 
 from connectors import open_directory
@@ -27,18 +26,23 @@ from lab.seed import MAIL_DOMAIN
 from sspm.app import create_app
 from sspm.infra.store import AccountPreference
 from sspm.policy import logins
-from tests.flows.conftest import NEW_PASSWORD, AppFactory, Visitor, csrf_token, without_token
-from tests.flows.recovery_helpers import (
+from tests.flows.test_email import EMAIL_ENV, ask_for_link, messages_to, run_jobs
+from tests.flows.test_recovery_security import CountingDirectory, WorkMeter
+from tests.support import Backing, services_of, settings_for
+from tests.support.flows import (
+    NEW_PASSWORD,
+    AppFactory,
+    Visitor,
     asked,
+    csrf_token,
     enroll_fields,
     pool_of,
     seed_enrolled,
     sign_in,
     start,
     verdict,
+    without_token,
 )
-from tests.flows.test_email import EMAIL_ENV, ask_for_link, messages_to, run_jobs
-from tests.flows.test_recovery_security import CountingDirectory, WorkMeter
 
 WRONG_PASSWORD = "Wrong-Guess-Harbor-0000"
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import Backing
 from rq import Queue
 from rq import Worker as RQWorker
 from rq.job import Job
@@ -38,9 +37,10 @@ from rq.scheduler import RQScheduler
 from lab import SeedAccount, Slapd
 from lab.redis import RedisServer, start_redis
 from sspm.email.jobs import QUEUE
-from tests.flows.conftest import AppFactory, Visitor
 from tests.flows.test_email import EMAIL_ENV, ask_for_link, link_in, messages_to, open_link
 from tests.flows.test_email_failures import worker_process
+from tests.support import Backing
+from tests.support.flows import AppFactory, Visitor
 
 #: How long the test waits for something the worker does before giving up (a guard, not a measure).
 PATIENCE = 60.0
