@@ -120,13 +120,17 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
 
     if text("DIRECTORY_KIND") not in KINDS:
         raise ConfigError(f"DIRECTORY_KIND must be one of {', '.join(KINDS)} (got {text('DIRECTORY_KIND')!r})")
-    password = text("LDAP_BIND_PASSWORD")
-    password_file = text("LDAP_BIND_PASSWORD_FILE")
-    if password_file:
+    def secret(key: str) -> str:
+        """``KEY``, or the content of the file ``KEY_FILE`` names (a secret kept out of the environment)."""
+        path = text(f"{key}_FILE")
+        if not path:
+            return text(key)
         try:
-            password = Path(password_file).read_text(encoding="utf-8").strip()
+            return Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"LDAP_BIND_PASSWORD_FILE cannot be read: {exc.strerror}") from None
+            raise ConfigError(f"{key}_FILE cannot be read: {exc.strerror}") from None
+
+    password = secret("LDAP_BIND_PASSWORD")
     ca_file = text("LDAP_CA_FILE")
     directory = DirectorySettings(
         url=text("LDAP_URL"),
@@ -143,6 +147,9 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         max_calls=number("LDAP_MAX_CALLS"),
         queue_timeout=number("LDAP_QUEUE_TIMEOUT"),
         retry_after=number("LDAP_RETRY_AFTER"),
+        provision_base_dn=text("LDAP_PROVISION_BASE_DN"),
+        provisioning_bind_dn=text("LDAP_PROVISIONING_BIND_DN"),
+        provisioning_bind_password=secret("LDAP_PROVISIONING_BIND_PASSWORD"),
     )
     problems = directory.problems()
     if problems:

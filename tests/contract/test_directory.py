@@ -37,7 +37,7 @@ from connectors.directory import (
 )
 from connectors.guard import Guard
 from lab import SeedAccount, Slapd, free_port, make_pki, samba
-from sspm.settings import Settings
+from sspm.infra.settings import Settings
 from tests.support import settings_for  # the one way tests build settings
 
 NO_ENV_FILE = Path("/nonexistent/.env")
