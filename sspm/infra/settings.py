@@ -120,7 +120,7 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
 
     if text("DIRECTORY_KIND") not in KINDS:
         raise ConfigError(f"DIRECTORY_KIND must be one of {', '.join(KINDS)} (got {text('DIRECTORY_KIND')!r})")
-    def secret(key: str) -> str:
+    def secret_of(key: str) -> str:
         """``KEY``, or the content of the file ``KEY_FILE`` names (a secret kept out of the environment)."""
         path = text(f"{key}_FILE")
         if not path:
@@ -130,7 +130,7 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         except OSError as exc:
             raise ConfigError(f"{key}_FILE cannot be read: {exc.strerror}") from None
 
-    password = secret("LDAP_BIND_PASSWORD")
+    password = secret_of("LDAP_BIND_PASSWORD")
     ca_file = text("LDAP_CA_FILE")
     directory = DirectorySettings(
         url=text("LDAP_URL"),
@@ -149,7 +149,7 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         retry_after=number("LDAP_RETRY_AFTER"),
         provision_base_dn=text("LDAP_PROVISION_BASE_DN"),
         provisioning_bind_dn=text("LDAP_PROVISIONING_BIND_DN"),
-        provisioning_bind_password=secret("LDAP_PROVISIONING_BIND_PASSWORD"),
+        provisioning_bind_password=secret_of("LDAP_PROVISIONING_BIND_PASSWORD"),
     )
     problems = directory.problems()
     if problems:
