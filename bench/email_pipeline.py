@@ -7,7 +7,7 @@ accounts (each has a mail address), redis-server, a migrated SQLite
 database, an aiosmtpd catcher (lab.smtp, in this process) and ONE
 ``python worker.py`` subprocess with the same settings as the web app.
 Once the worker is listening, the clock starts; N reset emails are queued
-the way the web app queues them (sspm.email.outbox.Outbox.reset_link, one
+the way the web app queues them (sspm.infra.outbox.Outbox.reset_link, one
 per account) and the clock stops when the Nth message reaches the catcher.
 
 Checks, once the worker has stopped (exit status 1 if any fails): N
@@ -54,12 +54,11 @@ from lab import bench_accounts
 from lab.env import sspm_environ
 from lab.redis import RedisServer, start_redis
 from lab.smtp import Mailbox, SmtpCatcher
-from sspm.app import create_app
 from sspm.email.jobs import QUEUE
 from sspm.infra import settings as settings_module
 from sspm.infra.outbox import Outbox
+from sspm.infra.services import build
 from sspm.infra.store import EmailEvent, ResetToken, Store
-from sspm.web.context import services
 
 TARGET = 200.0  # emails per second per worker (issue 5)
 
@@ -196,20 +195,18 @@ def profile_in_process(environ: dict[str, str], accounts: Sequence[Account], top
 
     ``clock`` "wall" shows where a job waits (fsync, sockets); "cpu" shows what it computes.
     """
-    settings = settings_module.load(env_file=Path("/nonexistent"), environ=environ)
-    app = create_app(settings)
-    with app.app_context():
-        the = services()
-        for account in accounts:
-            the.outbox.reset_link(account, "en")
-        worker = SimpleWorker([QUEUE], connection=the.state.redis)
-        profiler = cProfile.Profile(time.thread_time) if clock == "cpu" else cProfile.Profile()
-        began = time.perf_counter()
-        profiler.enable()
-        worker.work(burst=True, logging_level="WARNING")
-        profiler.disable()
-        took = time.perf_counter() - began
-        the.close()
+    # What worker.py builds: the Services, no web app; the jobs find them through their Redis.
+    the = build(settings_module.load(env_file=Path("/nonexistent"), environ=environ))
+    for account in accounts:
+        the.outbox.reset_link(account, "en")
+    worker = SimpleWorker([QUEUE], connection=the.state.redis)
+    profiler = cProfile.Profile(time.thread_time) if clock == "cpu" else cProfile.Profile()
+    began = time.perf_counter()
+    profiler.enable()
+    worker.work(burst=True, logging_level="WARNING")
+    profiler.disable()
+    took = time.perf_counter() - began
+    the.close()
     out = io.StringIO()
     out.write(f"in-process SimpleWorker under cProfile ({clock} clock): {len(accounts)} jobs in {took:.2f} s")
     out.write(f" ({len(accounts) / took:.0f}/s with the profiler's overhead)\n")

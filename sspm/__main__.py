@@ -14,8 +14,8 @@ import sys
 
 from connectors.directory import DirectoryError
 from sspm.account.audit import check_chain
-from sspm.app import create_app
 from sspm.infra import settings as settings_module
+from sspm.infra.services import build
 from sspm.infra.settings import ConfigError
 from sspm.infra.state import StateUnavailable
 from sspm.infra.store import Store, head_revision, migrate
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if arguments.command == "audit":
             return verify_audit(settings_module.load().database_url)
-        create_app()
+        build(settings_module.load()).close()  # what the web app and the worker build, without either
     except (ConfigError, DirectoryError, StateUnavailable) as exc:
         print(f"sspm: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -1,10 +1,14 @@
-"""What the RQ worker runs: every email SSPM sends.
+"""What the worker runs for email: every email SSPM sends.
 
 Jobs carry no secret: a reset job gets an account id and makes the token
 itself, storing only its hash, so the raw token exists only in the email.
 Every job has an event id; the event is claimed in the store before the
 message goes out, so a job run twice (a retry after a crash, a requeue)
 never sends twice. If sending fails the claim is released and RQ retries.
+
+No web app here: a job gets the process's Services from the job runtime
+(sspm.infra.jobs) and renders its email with sspm.infra.mail_templates,
+so the worker never builds Flask.
 """
 
 from __future__ import annotations
@@ -16,30 +20,26 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from smtplib import SMTPException
-from typing import TYPE_CHECKING
 
-from flask import Flask, current_app, has_app_context, render_template
-from flask_babel import force_locale
-from flask_babel import format_datetime as babel_datetime
-from flask_babel import lazy_gettext as _l
-from flask_babel.speaklater import LazyString
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from connectors.directory import Account
 from sspm.account import audit, tokens
-from sspm.infra import smtp
+from sspm.infra import jobs, smtp
+from sspm.infra.mail_templates import _l
+from sspm.infra.services import Services
 from sspm.infra.store import AccountPreference, EmailEvent, Store, utcnow
-
-if TYPE_CHECKING:
-    from sspm.infra.services import Services
 
 log = logging.getLogger(__name__)
 
-QUEUE = "email"
+#: The queue these jobs are put on (the outbox's, by purpose).
+QUEUE = jobs.EMAIL
 RESET_PURPOSE = "reset"
 
-SUBJECTS: dict[str, LazyString] = {
+
+#: Translated when the email is made, in the language it is for.
+SUBJECTS: dict[str, str] = {
     "reset_link": _l("Your password reset link"),
     "password_changed": _l("Your password was changed"),
     "password_reset": _l("Your password was reset"),
@@ -48,29 +48,6 @@ SUBJECTS: dict[str, LazyString] = {
     "re_enrolled": _l("Your security questions were changed"),
 }
 NOTIFICATIONS = frozenset(SUBJECTS) - {"reset_link"}
-
-_app: Flask | None = None
-
-
-@contextmanager
-def _context() -> Iterator[None]:
-    """The app's context: the worker's own app, or the caller's in tests."""
-    global _app
-    if has_app_context():
-        yield
-        return
-    if _app is None:
-        from sspm.app import create_app
-
-        _app = create_app(check=False)
-    with _app.app_context():
-        yield
-
-
-def _services() -> Services:
-    from sspm.web.context import services
-
-    return services()
 
 
 @contextmanager
@@ -96,29 +73,32 @@ def _claim(store: Store, event_id: str, kind: str, account_id: str) -> Iterator[
         )
 
 
-def _message(account: Account, kind: str, language: str, event_id: str, **values: object) -> EmailMessage:
-    settings = current_app.config["SSPM_SETTINGS"]
-    with force_locale(language):
-        context = {"account": account, "kind": kind, "settings": settings, **values}
-        subject = str(SUBJECTS[kind])
-        text = render_template(f"email/{kind if kind == 'reset_link' else 'notification'}.txt", **context)
-        html = render_template(f"email/{kind if kind == 'reset_link' else 'notification'}.html", **context)
+def _message(
+    the: Services, account: Account, kind: str, language: str, event_id: str, **values: object
+) -> EmailMessage:
+    settings = the.settings
+    template = kind if kind == "reset_link" else "notification"
+    context = {"account": account, "kind": kind, **values}
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = the.mail_templates.gettext(language, SUBJECTS[kind])
     message["From"] = settings.smtp.sender
     message["To"] = account.email
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = make_msgid(idstring=event_id[:16], domain="sspm.invalid")
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text)
-    message.add_alternative(html, subtype="html")
+    message.set_content(the.mail_templates.render(f"email/{template}.txt", language, **context))
+    message.add_alternative(the.mail_templates.render(f"email/{template}.html", language, **context), subtype="html")
     return message
 
 
 def _deliver(
-    kind: str, account_id: str, language: str, event_id: str, build: Callable[[Services, Account], EmailMessage]
+    the: Services,
+    kind: str,
+    account_id: str,
+    language: str,
+    event_id: str,
+    build: Callable[[Account], EmailMessage],
 ) -> str:
-    the = _services()
     account = the.directory.get_account(account_id) if account_id else None
     if account is None or not account.email or account.disabled:
         return "no-recipient"
@@ -127,18 +107,18 @@ def _deliver(
             log.info("email event %s already handled; not sending it twice", event_id)
             return "already-sent"
         try:
-            message = build(the, account)
+            message = build(account)
             smtp.send(the.settings.smtp, message)
         except (SMTPException, OSError) as exc:
             audit.record(
                 the.store,
                 audit.Action.email(kind),
                 f"send_failed: {type(exc).__name__}",
-                source_ip="worker",
+                actor=audit.WORKER_ACTOR,
                 account=account,
             )
             raise
-    audit.record(the.store, audit.Action.email(kind), "sent", source_ip="worker", account=account)
+    audit.record(the.store, audit.Action.email(kind), "sent", actor=audit.WORKER_ACTOR, account=account)
     _remember_language(the.store, account.id, language)
     return "sent"
 
@@ -158,28 +138,29 @@ def _remember_language(store: Store, account_id: str, language: str) -> None:
             preference.language = language
 
 
-def send_reset_link(account_id: str, language: str, event_id: str) -> str:
+@jobs.job
+def send_reset_link(the: Services, account_id: str, language: str, event_id: str) -> str:
     """Email a fresh reset link; does nothing for an empty id (an unknown user name)."""
-    with _context():
 
-        def build(the: Services, account: Account) -> EmailMessage:
-            minutes = the.settings.reset_link_minutes
-            token = tokens.issue(the.store, account.id, RESET_PURPOSE, timedelta(minutes=minutes))
-            link = f"{the.settings.public_base_url}/reset?token={token}"
-            return _message(account, "reset_link", language, event_id, link=link, minutes=minutes)
+    def build(account: Account) -> EmailMessage:
+        minutes = the.settings.reset_link_minutes
+        token = tokens.issue(the.store, account.id, RESET_PURPOSE, timedelta(minutes=minutes))
+        link = f"{the.settings.public_base_url}/reset?token={token}"
+        return _message(the, account, "reset_link", language, event_id, link=link, minutes=minutes)
 
-        return _deliver("reset_link", account_id, language, event_id, build)
+    return _deliver(the, "reset_link", account_id, language, event_id, build)
 
 
-def send_notification(account_id: str, kind: str, language: str, at: str, source_ip: str, event_id: str) -> str:
+@jobs.job
+def send_notification(
+    the: Services, account_id: str, kind: str, language: str, at: str, source_ip: str, event_id: str
+) -> str:
     """Tell the account's owner what just happened to it, from where."""
     if kind not in NOTIFICATIONS:
         raise ValueError(f"unknown notification {kind!r}")
-    with _context():
 
-        def build(the: Services, account: Account) -> EmailMessage:
-            with force_locale(language):
-                when = babel_datetime(datetime.fromisoformat(at), "long")
-            return _message(account, kind, language, event_id, when=when, source_ip=source_ip)
+    def build(account: Account) -> EmailMessage:
+        when = the.mail_templates.format_datetime(datetime.fromisoformat(at), language)
+        return _message(the, account, kind, language, event_id, when=when, source_ip=source_ip)
 
-        return _deliver(kind, account_id, language, event_id, build)
+    return _deliver(the, kind, account_id, language, event_id, build)

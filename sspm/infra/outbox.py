@@ -1,27 +1,33 @@
-"""The web side of the email pipeline: putting jobs on the RQ queue.
+"""The web side of the email pipeline: putting email jobs on the email queue.
 
 Only ids, a language, a time and an address go into a job; never a token,
-a password or an answer. A notification that cannot be queued (Redis away)
-is logged and audited but does not undo what the user just did; a reset
-email that cannot be queued is reported to the user, who can ask again.
+a password or an answer. The jobs are named, not imported (they are the
+email feature's, sspm.email.jobs): this layer only queues them. Whoever
+asked decides what a job that could not be queued means, and audits it: a
+notification that cannot be queued (Redis away) does not undo what the
+user just did; a reset email that cannot be queued is reported to the user,
+who can ask again.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Retry
 
 from connectors.directory import Account
-from sspm.account import audit
-from sspm.email import jobs
+from sspm.infra import jobs
 from sspm.infra.store import AccountPreference, Store, utcnow
 
 log = logging.getLogger(__name__)
+
+SEND_RESET_LINK = "sspm.email.jobs.send_reset_link"
+SEND_NOTIFICATION = "sspm.email.jobs.send_notification"
+#: A failed email job stays this long in RQ's failed registry, for an operator to requeue.
+FAILURE_TTL = 7 * 86400
 
 
 class EmailUnavailable(Exception):
@@ -30,31 +36,37 @@ class EmailUnavailable(Exception):
 
 class Outbox:
     def __init__(self, redis: Redis, store: Store, retry_seconds: tuple[int, ...]) -> None:
-        self._queue = Queue(jobs.QUEUE, connection=redis)
+        self._queues = jobs.Queues(redis)
         self._store = store
         self._retry = Retry(max=len(retry_seconds), interval=list(retry_seconds)) if retry_seconds else None
 
-    def _enqueue(self, function: Callable[..., str], *args: str) -> str:
+    def _enqueue(self, function: str, *args: str) -> str:
         event_id = uuid.uuid4().hex
         try:
-            self._queue.enqueue(function, *args, event_id, job_id=event_id, retry=self._retry, failure_ttl=7 * 86400)
+            self._queues.enqueue(
+                jobs.EMAIL, function, *args, event_id, job_id=event_id, retry=self._retry, failure_ttl=FAILURE_TTL
+            )
         except RedisError as exc:
             raise EmailUnavailable(str(exc)) from None
         return event_id
 
     def reset_link(self, account: Account | None, language: str) -> None:
         """Queue a reset email. Queued for unknown accounts too (as a no-op job),
-        so the request costs the same whoever it names."""
+        so the request costs the same whoever it names. Raises EmailUnavailable."""
         eligible = account is not None and bool(account.email) and not account.disabled
-        self._enqueue(jobs.send_reset_link, account.id if account and eligible else "", language)
+        self._enqueue(SEND_RESET_LINK, account.id if account and eligible else "", language)
 
-    def notify(self, account: Account, kind: str, language: str, source_ip: str) -> None:
-        """Queue "this just happened to your account" (the worker remembers the language)."""
+    def notify(self, account: Account, kind: str, language: str, source_ip: str) -> bool:
+        """Queue "this just happened to your account" (the worker remembers the language).
+
+        False if it could not be queued (logged here; the caller audits it).
+        """
         try:
-            self._enqueue(jobs.send_notification, account.id, kind, language, utcnow().isoformat(), source_ip)
+            self._enqueue(SEND_NOTIFICATION, account.id, kind, language, utcnow().isoformat(), source_ip)
         except EmailUnavailable as exc:
             log.warning("notification %s for %s not queued: %s", kind, account.id, exc)
-            audit.record(self._store, audit.Action.email(kind), "not_queued", source_ip=source_ip, account=account)
+            return False
+        return True
 
     def language_of(self, account_id: str, default: str) -> str:
         with self._store.session() as session:

@@ -2,7 +2,10 @@
 
 The web app, the worker, the command line and the benchmarks all start
 from ``build()``: the same directory, store, Redis state and outbox, checked
-the same way, so a job never needs the web app to reach them.
+the same way, so a job never needs the web app to reach them. ``build()``
+also sets what is process-wide (the login mail domains, the audit copies)
+and hands the Services to the job runtime, so a job run in this process
+gets them.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from dataclasses import dataclass
 
 from connectors import open_directory
 from connectors.directory import Directory
-from sspm.infra import logs
+from sspm.infra import jobs, logs
+from sspm.infra.mail_templates import MailTemplates
 from sspm.infra.outbox import Outbox
 from sspm.infra.settings import ConfigError, Settings
 from sspm.infra.state import State
 from sspm.infra.store import Store, head_revision
+from sspm.policy import logins
 from sspm.policy.questions import AnswerHasher, Catalogue
 
 
@@ -30,8 +35,11 @@ class Services:
     hasher: AnswerHasher
     catalogue: Catalogue
     outbox: Outbox
+    #: The emails' templates in every language, rendered without Flask.
+    mail_templates: MailTemplates
 
     def close(self) -> None:
+        jobs.detach(self)
         self.directory.close()
         self.store.close()
         self.state.close()
@@ -45,6 +53,7 @@ def build(settings: Settings, *, directory: Directory | None = None, check: bool
     (DirectoryError, StateUnavailable, ConfigError) instead of failing the
     first user or the first job.
     """
+    logins.configure(settings.login_mail_domains)
     if directory is None:
         directory = open_directory(settings.directory_kind, settings.directory)
     store = Store(settings.database_url)
@@ -70,4 +79,6 @@ def build(settings: Settings, *, directory: Directory | None = None, check: bool
     if len(catalogue.offered(settings.questions_offered)) < settings.questions_offered:
         raise ConfigError("SSPM_QUESTIONS_OFFERED is more than the catalogue offers")
     outbox = Outbox(state.redis, store, settings.email_retry_seconds)
-    return Services(settings, directory, store, state, AnswerHasher(), catalogue, outbox)
+    services = Services(settings, directory, store, state, AnswerHasher(), catalogue, outbox, MailTemplates(settings))
+    jobs.attach(services)
+    return services

@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, create_engine, event
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -141,6 +141,27 @@ class AccountPreference(Base):
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     language: Mapped[str] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class JobRun(Base):
+    """One run of a background job (sspm.infra.jobs): which, on which queue, how long, how it ended.
+
+    Never its arguments: what a job was run for is in its own records (an
+    email event, the audit trail); this says what the workers did.
+    """
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: RQ's job id (an email job's is its event id); none for a job called directly.
+    job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: The job function's dotted name.
+    name: Mapped[str] = mapped_column(String(128))
+    queue: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    #: What the job returned ("sent", "no-recipient"...), or "failed: <exception>".
+    outcome: Mapped[str] = mapped_column(String(64))
 
 
 class Store:

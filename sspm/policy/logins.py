@@ -76,15 +76,25 @@ def digest(typed: str, mail_domains: Iterable[str] = ()) -> str:
     return hashlib.sha256(canonical(typed, mail_domains).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: SSPM_LOGIN_MAIL_DOMAINS of this process, set once at start by ``configure``.
+_mail_domains: tuple[str, ...] = ()
+
+
+def configure(mail_domains: Iterable[str]) -> None:
+    """Set this process's SSPM_LOGIN_MAIL_DOMAINS (``sspm.infra.services.build`` does, at start).
+
+    One value for the process, not read from a web request: the audit trail
+    keys unknown names on :func:`digest` in the web app, the worker and the
+    command line alike, and a name must get the same digest in each.
+    """
+    global _mail_domains
+    _mail_domains = tuple(mail_domains)
+
+
 def app_mail_domains() -> tuple[str, ...]:
-    """The running app's SSPM_LOGIN_MAIL_DOMAINS; none outside an app.
+    """This process's SSPM_LOGIN_MAIL_DOMAINS (none until ``configure``).
 
     For the audit trail, written from every use case, none of which carries
-    the settings yet.
+    the settings.
     """
-    from flask import current_app, has_app_context
-
-    if not has_app_context():
-        return ()
-    domains: tuple[str, ...] = current_app.config["SSPM_SETTINGS"].login_mail_domains
-    return domains
+    return _mail_domains
