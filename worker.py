@@ -1,13 +1,18 @@
-"""SSPM's RQ worker: ``python worker.py`` sends the emails the web app queues.
+"""SSPM's RQ worker: ``python worker.py [queue ...]`` runs the jobs the web app queues.
 
 It reads the same settings as the web app (config/defaults.env, .env, the
-environment) and serves the "email" queue, with RQ's scheduler on so that
-failed sends are retried after SSPM_EMAIL_RETRY_SECONDS.
+environment) and builds the same Services (``sspm.infra.services.build``),
+never the web app. With no queue named it serves them all, in priority
+order: email, then sync, then housekeeping. Named, it serves only those:
+``python worker.py email`` and ``python worker.py sync housekeeping`` as
+two processes, so a long sync never holds up a reset email someone is
+waiting for. RQ's scheduler is on, so that failed jobs are retried after
+their delay (SSPM_EMAIL_RETRY_SECONDS for emails).
 
 A SimpleWorker runs each job in this process instead of forking one per
-job: the jobs are short and share the app's connections (directory pool,
-database, SMTP settings), and a fork per email would cap a worker well below
-what one SMTP relay takes.
+job: the jobs are short and share the process's connections (directory
+pool, database, SMTP settings), and a fork per email would cap a worker
+well below what one SMTP relay takes.
 
 Redis going away (a restart, a failover) is part of the job. As RQ 3.0
 ships it, the scheduler process dies of the first lost connection, with a
@@ -31,6 +36,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from types import FrameType
 
 from redis import Redis
@@ -40,11 +46,11 @@ from rq import SimpleWorker
 from rq.scheduler import RQScheduler
 
 from connectors.directory import DirectoryError
-from sspm.app import create_app
-from sspm.email.jobs import QUEUE
+from sspm.infra import jobs
+from sspm.infra import settings as settings_module
+from sspm.infra.services import build
 from sspm.infra.settings import ConfigError
 from sspm.infra.state import StateUnavailable
-from sspm.web.context import services
 
 log = logging.getLogger("sspm.worker")
 
@@ -86,7 +92,7 @@ class SteadyScheduler(RQScheduler):
             self.stop()  # type: ignore[no-untyped-call]
 
 
-class EmailWorker(SimpleWorker):
+class SteadyWorker(SimpleWorker):
     #: RQ backs off up to 60 s between tries while Redis is away: that long after it is back.
     max_connection_wait_time = 2.0
     #: Set by SIGTERM or Ctrl-C: the end of ``work()`` was asked for, not caused by Redis.
@@ -118,16 +124,17 @@ class OutageInOneLine(logging.Filter):
         return True
 
 
-def serve(connection: Redis) -> None:
-    """Work until asked to stop; if Redis took the worker down, start a fresh one when it answers."""
+def serve(connection: Redis, queues: Sequence[str] = jobs.QUEUES) -> None:
+    """Work ``queues`` (first the first) until asked to stop; if Redis took the
+    worker down, start a fresh one when it answers."""
     # The same scheduler name across fresh workers: its lock, if Redis kept it, is still its own.
     scheduler_name = uuid.uuid4().hex
     while True:
-        worker = EmailWorker([QUEUE], connection=connection)
+        worker = SteadyWorker(list(queues), connection=connection)
         # The worker's own scheduler, started here rather than by with_scheduler=True (which
         # would fork RQ's); the worker still stops it with itself and restarts it if it dies.
         worker.scheduler = SteadyScheduler(
-            [QUEUE], connection=worker.connection, logging_level="WARNING", name=scheduler_name
+            list(queues), connection=worker.connection, logging_level="WARNING", name=scheduler_name
         )
         try:
             worker.scheduler.acquire_locks(auto_start=True)  # type: ignore[no-untyped-call]
@@ -159,16 +166,33 @@ def _wait_for(connection: Redis) -> bool:
     return False
 
 
-def main() -> int:
+def chosen_queues(names: Sequence[str]) -> tuple[str, ...]:
+    """The queues named on the command line, in priority order; all of them if none is named."""
+    unknown = [name for name in names if name not in jobs.QUEUES]
+    if unknown:
+        raise ValueError(f"no queue {unknown[0]!r}: name any of {', '.join(jobs.QUEUES)} (none: all, in that order)")
+    return tuple(name for name in jobs.QUEUES if name in names or not names)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        app = create_app()
+        queues = chosen_queues(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        print(f"sspm worker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        # Built once for the process: every job this worker runs gets these (sspm.infra.jobs).
+        the = build(settings_module.load())
     except (ConfigError, DirectoryError, StateUnavailable) as exc:
         print(f"sspm worker: cannot start: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("rq.worker").addFilter(OutageInOneLine())
-    with app.app_context():
-        serve(services().state.redis)
+    log.info("Worker serving %s", ", ".join(queues))
+    try:
+        serve(the.state.redis, queues)
+    finally:
+        the.close()
     return 0
 
 

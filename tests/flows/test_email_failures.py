@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -133,9 +133,15 @@ def test_a_mail_server_down_for_good_fails_the_job_with_a_reason_and_nothing_cra
 
 @contextmanager
 def worker_process(
-    slapd: Slapd, backing: Backing, log: Path, *, redis_url: str | None = None, **env: str
+    slapd: Slapd,
+    backing: Backing,
+    log: Path,
+    *,
+    redis_url: str | None = None,
+    queues: Sequence[str] = (),
+    **env: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``python worker.py``, as an operator runs it, with this test's settings (``env`` on top)."""
+    """``python worker.py [queues]``, as an operator runs it, with this test's settings (``env`` on top)."""
     environ = {
         **os.environ,
         **sspm_environ(
@@ -149,7 +155,7 @@ def worker_process(
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "worker.py"],
+            [sys.executable, "worker.py", *queues],
             cwd=ROOT,
             env=environ,
             stdin=subprocess.DEVNULL,
