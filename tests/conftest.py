@@ -79,8 +79,21 @@ def smtp_server() -> Iterator[SmtpCatcher]:
 
 
 @pytest.fixture
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The database this test's backing is on: SQLite, or PostgreSQL everywhere with SSPM_TEST_DATABASE=postgresql."""
+    kind: str = getattr(request, "param", "postgresql" if ALL_ON_POSTGRES else "sqlite")
+    return kind
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Stories marked ``both_databases`` (the ones that write to SSPM's store) run on SQLite and on PostgreSQL."""
+    if metafunc.definition.get_closest_marker("both_databases") and not ALL_ON_POSTGRES:
+        metafunc.parametrize("store_kind", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
 def backing(
-    request: pytest.FixtureRequest, redis_server: RedisServer, smtp_server: SmtpCatcher, tmp_path: Path
+    request: pytest.FixtureRequest, store_kind: str, redis_server: RedisServer, smtp_server: SmtpCatcher, tmp_path: Path
 ) -> Iterator[Backing]:
     """This test's Redis (emptied), database (a fresh copy) and mailbox (emptied).
 
@@ -88,7 +101,7 @@ def backing(
     conftest files), never by the unit tier, which starts no server.
     """
     redis.Redis.from_url(redis_server.url).flushdb()
-    if ALL_ON_POSTGRES:
+    if store_kind == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres")
         name = f"test_{uuid.uuid4().hex[:16]}"
         database_url = server.create_database(name, template=request.getfixturevalue("postgres_template"))

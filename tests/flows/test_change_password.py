@@ -16,6 +16,9 @@ from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from tests.support.flows import NEW_PASSWORD, Visitor, reason_in, says, text_in, without_token
 
+#: These stories write to SSPM's store: they run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
+
 SUCCESS_TITLE = "Your password has been changed"
 
 

@@ -47,6 +47,9 @@ from tests.support.flows import (
     without_echo,
 )
 
+#: These stories write to SSPM's store: they run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
+
 RESET_DONE = "Your password has been reset successfully."
 UNLOCK_DONE = "The account unlock has been done successfully."
 GONE_TITLE = "We could not confirm your identity"

@@ -37,6 +37,9 @@ from tests.support.flows import (
     verdict,
 )
 
+#: These stories write to SSPM's store: they run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
+
 Path = Callable[[Flask, Directory, Backing, SeedAccount], Visitor]
 
 

@@ -43,6 +43,9 @@ from tests.support.flows import (
     without_echo,
 )
 
+#: These stories write to SSPM's store: they run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
+
 #: Three of the five offered questions, and answers a person would give.
 PICKS = {"first-school": "Riverside Elementary", "first-pet": "Biscuit", "parents-met": "Montréal "}
 OTHER_PICKS = {"childhood-street": "Maple Avenue", "first-job": "Paper round", "first-pet": "Pepper"}
