@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ldap3 import NONE, SUBTREE, Connection, Server, Tls, set_config_parameter
+from ldap3 import ANONYMOUS, NONE, SIMPLE, SUBTREE, Connection, Server, Tls, set_config_parameter
 from ldap3.core.exceptions import LDAPException, LDAPResponseTimeoutError, LDAPSASLPrepError
 from ldap3.protocol.sasl.sasl import sasl_prep
 
@@ -150,6 +150,8 @@ class Connections:
         self._setting_names = setting_names
         self._tls = _VerifiedTls(settings.ca_file, settings.host, settings.timeout)
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
+        #: Open connections for user binds, each anonymous while it waits here.
+        self._users: queue.LifoQueue[Connection] = queue.LifoQueue()
         self.guard = guard or Guard(
             max_calls=settings.max_calls,
             queue_timeout=settings.queue_timeout,
@@ -198,16 +200,42 @@ class Connections:
 
     @contextmanager
     def user(self, dn: str, password: str) -> Iterator[Connection]:
-        """A throw-away connection for one user's bind, as one directory call (see connectors/guard.py)."""
+        """A connection on which the caller binds as one user, as one directory call (see connectors/guard.py).
+
+        The TLS connection is reused: a new LDAPS connection per change cost
+        more client CPU than the rest of the directory work together (issue
+        11). Identity is what must never be reused, so before a connection
+        goes back to the pool it binds anonymously, which ends the user's
+        identity on it (RFC 4511 4.2.1); if that bind fails, or anything went
+        wrong on it, the connection is closed instead. The caller sees an
+        unbound connection with ``dn`` and the password set for its ``bind()``.
+        """
         wire = self._encode(password)
         with self.guard.call():
-            conn = self.open(dn, wire)
+            conn = self._take_user()
+            conn.authentication = SIMPLE
+            conn.user, conn.password = dn, wire
+            reusable = False
             try:
                 yield conn
+                reusable = not conn.closed
             except LDAPException as exc:
                 raise _failure(exc, f"the directory stopped answering: {type(exc).__name__}") from None
             finally:
-                _close(conn)
+                if reusable and self._users.qsize() < self._settings.pool_size and _forget_identity(conn):
+                    self._users.put(conn)
+                else:
+                    _close(conn)
+
+    def _take_user(self) -> Connection:
+        while True:
+            try:
+                conn = self._users.get_nowait()
+            except queue.Empty:
+                return self.open(None, None)
+            if _alive(conn):
+                return conn
+            _close(conn)
 
     @contextmanager
     def service(self) -> Iterator[Connection]:
@@ -295,11 +323,12 @@ class Connections:
         return conn
 
     def close(self) -> None:
-        while True:
-            try:
-                _close(self._idle.get_nowait())
-            except queue.Empty:
-                return
+        for idle in (self._idle, self._users):
+            while True:
+                try:
+                    _close(idle.get_nowait())
+                except queue.Empty:
+                    break
 
 
 class _VerifiedTls(Tls):  # type: ignore[misc]
@@ -395,6 +424,20 @@ def _alive(conn: Connection) -> bool:
     except (OSError, ValueError):
         return False
     return not readable
+
+
+def _forget_identity(conn: Connection) -> bool:
+    """Bind anonymously, so the user who just bound here is no one on this connection any more.
+
+    The password leaves the connection object too. False if the directory
+    did not confirm (the connection must then be closed, never reused).
+    """
+    conn.authentication = ANONYMOUS
+    conn.user, conn.password = None, None
+    try:
+        return bool(conn.bind())
+    except LDAPException:
+        return False
 
 
 def _close(conn: Connection) -> None:

@@ -242,7 +242,9 @@ class OpenLdapDirectory(LdapDirectory):
             return refused
         # As the user, the change would clear pwdAccountLockedTime, the
         # permanent lock included: that would enable a disabled account.
-        if self.status(account).disabled:
+        # ``account`` was read with its lock by the lookup that found it, in
+        # this same request: no second read on the hot path (issue 11).
+        if account.disabled:
             return Outcome.DISABLED
         return self._modify_password_as(account, old, new)
 

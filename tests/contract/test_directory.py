@@ -773,6 +773,58 @@ def test_the_policy_read_from_the_directory_is_the_one_it_enforces(directory: Di
     assert policy.max_age_days == 90
 
 
+# -- reused user-bind connections -----------------------------------------------------------
+
+
+def idle_user_connections(directory: Directory) -> list[ldap3.Connection]:
+    """The open connections waiting for the next user's bind (taken out: the test owns them now)."""
+    users = directory._connections._users  # type: ignore[attr-defined]
+    taken = []
+    while not users.empty():
+        taken.append(users.get_nowait())
+    return taken
+
+
+def who_am_i(conn: ldap3.Connection) -> str:
+    """What the directory says this connection is bound as ("" for anonymous), by the WhoAmI operation."""
+    return str(conn.extend.standard.who_am_i() or "")
+
+
+@pytest.mark.parametrize("how", ["right password", "wrong password", "unknown name", "change"])
+def test_a_reused_connection_never_carries_the_last_users_identity(
+    lab: DirectoryLab, directory: Directory, how: str
+) -> None:
+    """A user-bind connection goes back to the pool anonymous, whatever the bind said, so the next
+    request can never act as the last user, even if it forgot to bind."""
+    john = lab.accounts["normal"]
+    if how == "right password":
+        assert verdict(directory, john.uid, john.password) is Outcome.OK
+    elif how == "wrong password":
+        assert verdict(directory, john.uid, "Not-His-Password-1") is Outcome.BAD_CREDENTIALS
+    elif how == "unknown name":
+        assert verdict(directory, "nobody-here", john.password) is Outcome.BAD_CREDENTIALS
+    else:  # as the change page does it: the old password proven, then the change
+        assert verdict(directory, john.uid, john.password) is Outcome.OK
+        assert directory.change_password(account_of(directory, john), john.password, NEW_PASSWORD) is Outcome.OK
+
+    pooled = idle_user_connections(directory)
+    assert pooled, "the connection should have been kept for the next user"
+    for conn in pooled:
+        assert conn.user is None and conn.password is None, "the password must not stay on the connection"
+        assert who_am_i(conn) == "", f"a pooled connection answers as {who_am_i(conn)!r}, not as anonymous"
+        conn.unbind()
+
+
+def test_the_next_user_on_a_reused_connection_gets_their_own_verdict(lab: DirectoryLab, directory: Directory) -> None:
+    john, eloise = lab.accounts["normal"], lab.accounts["nonascii"]
+    for _ in range(3):
+        assert verdict(directory, john.uid, john.password) is Outcome.OK
+        assert verdict(directory, eloise.uid, john.password) is Outcome.BAD_CREDENTIALS
+        assert verdict(directory, eloise.uid, eloise.password) is Outcome.OK
+        assert verdict(directory, john.uid, eloise.password) is Outcome.BAD_CREDENTIALS
+    assert len(idle_user_connections(directory)) == 1, "one client thread needs one pooled connection"
+
+
 # -- close -------------------------------------------------------------------------------
 
 
