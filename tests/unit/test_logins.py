@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from sspm.policy.logins import app_mail_domains, canonical, digest, spelling
+from sspm.policy.logins import app_mail_domains, canonical, configure, digest, spelling
 
 DOMAINS = ("partners.example",)
 
@@ -81,5 +81,14 @@ def test_a_lone_surrogate_can_be_digested() -> None:
     assert len(digest("js\udcffmith")) == 64
 
 
-def test_outside_an_app_there_are_no_mail_domains() -> None:
-    assert app_mail_domains() == ()
+def test_the_mail_domains_are_the_ones_the_process_was_configured_with() -> None:
+    """Set once by build(), so the web app, the worker and the CLI digest a name alike."""
+    before = app_mail_domains()
+    try:
+        configure(["partners.example", "mail.partners.example"])
+        assert app_mail_domains() == ("partners.example", "mail.partners.example")
+        assert canonical("JSmith@Mail.Partners.Example", app_mail_domains()) == "jsmith"
+        configure(())
+        assert app_mail_domains() == ()
+    finally:
+        configure(before)
