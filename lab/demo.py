@@ -101,7 +101,7 @@ def _enroll_demo_users(environ: dict[str, str]) -> None:
     directory = open_directory(settings.directory_kind, settings.directory)
     hasher = AnswerHasher()
     try:
-        from sspm.enroll.service import enrolled_questions
+        from sspm.account.enrollment import enrolled_questions
 
         for uid in DEMO_ENROLLED:
             account = directory.find_account(uid)
@@ -232,7 +232,9 @@ def main() -> int:
         command += ["--bind", f"127.0.0.1:{args.port}", "--access-logfile", "-", "--access-logformat", ACCESS_LOG]
         command += ["sspm.wsgi:app"]
         web = running.enter_context(_running(command, environ))
-        running.enter_context(_running([sys.executable, "worker.py"], environ))
+        # As the README has it: email on a worker of its own, so a long sync never delays a reset link.
+        running.enter_context(_running([sys.executable, "worker.py", "email"], environ))
+        running.enter_context(_running([sys.executable, "worker.py", "sync", "housekeeping"], environ))
         try:
             return web.wait()
         except KeyboardInterrupt:

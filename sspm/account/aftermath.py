@@ -24,6 +24,7 @@ from sspm.account import audit, sessions, tokens
 from sspm.infra.outbox import Outbox
 from sspm.infra.state import State, StateUnavailable
 from sspm.infra.store import Store
+from sspm.policy.actor import Actor
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,15 @@ def after_password_set(
     account: Account,
     *,
     event: Event,
-    source_ip: str,
-    language: str,
+    actor: Actor,
 ) -> None:
     """Void older links, end every session of the account, tell its owner; audit it.
 
     Called only once the directory confirmed. Nothing here undoes that: if
     Redis is away the sessions cannot be ended (nor used) now, which is
     logged and audited, and the user is still told the truth: it is done.
+    The owner's email names the actor's address and is in the actor's
+    language (a staff action will want the owner's own language instead).
     """
     tokens.void_all(store, account.id)
     try:
@@ -53,5 +55,6 @@ def after_password_set(
     except StateUnavailable as exc:
         log.warning("sessions of account %s not ended (%s): %s", account.id, event, exc)
         ended = "not_ended"
-    audit.record(store, audit.Action.SESSIONS_ENDED, ended, source_ip=source_ip, account=account)
-    outbox.notify(account, event, language, source_ip)
+    audit.record(store, audit.Action.SESSIONS_ENDED, ended, actor=actor, account=account)
+    if not outbox.notify(account, event, actor.language, actor.client_address):
+        audit.record(store, audit.Action.email(event), "not_queued", actor=actor, account=account)

@@ -28,11 +28,12 @@ from connectors.directory import Account
 from sspm.infra import logs
 from sspm.infra.store import AuditChainHead, AuditEvent, Store, utcnow
 from sspm.policy import auditchain, logins
-from sspm.policy.actor import Actor
+from sspm.policy.actor import Actor, ActorKind
 from sspm.policy.auditchain import GENESIS, Break, Entry, Head, Link, refuse_secrets, verify
 
-#: The worker's pseudo-address, kept as the address of the rows its jobs write.
+#: The worker's name: its rows are written by ``WORKER_ACTOR``, and say "worker" where an address goes.
 WORKER = "worker"
+WORKER_ACTOR = Actor.job(WORKER)
 
 
 class Action(StrEnum):
@@ -102,25 +103,24 @@ def record(
     action: Action,
     outcome: str,
     *,
-    source_ip: str | None = None,
+    actor: Actor,
     account: Account | None = None,
     account_id: str | None = None,
     username: str | None = None,
     typed: str | None = None,
-    actor: Actor | None = None,
     details: Mapping[str, Any] | None = None,
     session: Session | None = None,
 ) -> None:
     """Append one event to the chain; the one writer of the audit trail.
 
-    Without ``actor``, an anonymous visitor at ``source_ip`` acted (the
-    worker's rows say ``source_ip="worker"``, a job). With ``session``, the
-    row is written in the caller's transaction, so it commits or rolls back
-    with the change it describes; that session must come from
-    ``store.session(immediate=True)``.
+    ``actor`` is who acted and from where; the account (or ``typed``) is
+    who it was done to. Kept apart, so "jsmith changed her own password"
+    and "helpdesk agent X reset jsmith's" are two different rows. With
+    ``session``, the row is written in the caller's transaction, so it
+    commits or rolls back with the change it describes; that session must
+    come from ``store.session(immediate=True)``.
     """
-    actor = actor or _default_actor(source_ip or "")
-    address = source_ip if source_ip is not None else actor.client_address
+    address = actor.client_address or _place_of(actor)
     extra = dict(details or {})
     refuse_secrets(extra)
     fields = {
@@ -146,10 +146,15 @@ def record(
     event.listen(session, "after_commit", lambda _session: _ship(written), once=True)
 
 
-def _default_actor(source_ip: str) -> Actor:
-    if source_ip == WORKER:
-        return Actor.job(WORKER)
-    return Actor.anonymous(source_ip)
+def _place_of(actor: Actor) -> str:
+    """Where an actor with no client address acted: a job or an operator is named by what it is.
+
+    So the worker's rows keep saying "worker" in the address column, as
+    they always have (migration 0003 reads them back as jobs by it).
+    """
+    if actor.kind in (ActorKind.JOB, ActorKind.OPERATOR) and actor.id:
+        return actor.id
+    return ""
 
 
 def _cut(value: str | None, length: int) -> str | None:

@@ -2,7 +2,7 @@
 
 A plain function over the Directory contract, so the whole use case can be
 exercised without HTTP. It answers with a reason code the pages translate
-(see sspm.messages); it never says "done" unless the directory did.
+(see sspm.web.messages); it never says "done" unless the directory did.
 """
 
 from __future__ import annotations
@@ -11,19 +11,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from connectors.directory import (
-    Account,
-    Directory,
-    DirectoryError,
-    DirectoryMisconfigured,
-    Outcome,
-)
+from connectors.directory import Account, Directory, DirectoryError, Outcome
 from sspm.account import audit
 from sspm.account.aftermath import after_password_set
 from sspm.infra.outbox import Outbox
 from sspm.infra.state import State
 from sspm.infra.store import Store
-from sspm.policy import logins
+from sspm.policy import logins, reasons
+from sspm.policy.actor import Actor
 from sspm.policy.passwords import Rules, first_problem
 from sspm.policy.reasons import Reason
 from sspm.policy.timing import pad_refusal
@@ -33,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ChangeResult:
-    """``reason`` is None on success, else a key of sspm.messages.REASONS."""
+    """``reason`` is None on success, else why it was refused."""
 
     reason: Reason | None
     account: Account | None = None
@@ -53,9 +48,8 @@ def change_password(
     old: str,
     new: str,
     confirm: str,
-    source_ip: str,
+    actor: Actor,
     outbox: Outbox,
-    language: str,
 ) -> ChangeResult:
     """Prove the old password, check the new one, then let the directory change it.
 
@@ -63,6 +57,8 @@ def change_password(
     (its names, its policy verdict, whether it is locked or disabled) is
     said before the old password is proven, so an unknown user name, a
     wrong password and a locked or disabled account all read the same.
+    ``actor`` is who typed it (the owner, signed in or not); the account
+    is whoever's password was proven.
     """
     if not username.strip() or not old.strip():
         return ChangeResult(Reason.BAD_CREDENTIALS)
@@ -77,22 +73,18 @@ def change_password(
         if account is None or not verdict.password_proven:
             pad_refusal(started)
             audit.record(
-                store, audit.Action.CHANGE, verdict.outcome.value, source_ip=source_ip, account=account, typed=username
+                store, audit.Action.CHANGE, verdict.outcome.value, actor=actor, account=account, typed=username
             )
             return ChangeResult(Reason.BAD_CREDENTIALS)
         late = first_problem(new, confirm, old, rules, account)
         if late is not None:
             return ChangeResult(late, account)
         outcome = directory.change_password(account, old, new)
-    except DirectoryMisconfigured:
-        log.exception("directory set-up problem while changing a password")
-        return ChangeResult(Reason.UNAVAILABLE)
     except DirectoryError as exc:
-        log.warning("directory unavailable while changing a password: %s", exc)
-        return ChangeResult(Reason.UNAVAILABLE)
-    audit.record(store, audit.Action.CHANGE, outcome.value, source_ip=source_ip, account=account)
+        return ChangeResult(reasons.directory_failed(exc, "change password"))
+    audit.record(store, audit.Action.CHANGE, outcome.value, actor=actor, account=account)
     if outcome is not Outcome.OK:
-        return ChangeResult(outcome.value, account)
+        return ChangeResult(reasons.of(outcome), account)
     log.info("password changed for account %s (was %s)", account.id, verdict.outcome.value)
-    after_password_set(store, state, outbox, account, event="password_changed", source_ip=source_ip, language=language)
+    after_password_set(store, state, outbox, account, event="password_changed", actor=actor)
     return ChangeResult(None, account)

@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session
-from flask_babel import get_locale
 from werkzeug.wrappers import Response
 
-from connectors.directory import DirectoryError
-from sspm.change.forms import ChangePasswordForm
+from sspm.account.enrollment import enrolled_questions
 from sspm.change.service import change_password
-from sspm.enroll.service import enrolled_questions
 from sspm.infra.state import StateUnavailable
-from sspm.policy.passwords import Rules, user_inputs
+from sspm.policy.passwords import user_inputs
 from sspm.policy.reasons import Reason
+from sspm.web.acting import acting
 from sspm.web.auth import current_user, sign_in
 from sspm.web.context import services
+from sspm.web.forms import ChangePasswordForm
 from sspm.web.limits import guarded
 from sspm.web.messages import reason_text
 from sspm.web.pages import explain, status_for
-from sspm.web.routing import client_ip, link, page
+from sspm.web.routing import link, page
+from sspm.web.rules import current_rules
 
 bp = Blueprint("change", __name__)
 
 _DONE_KEY = "changed_for"
 #: Why the sign-in page sent the user here; said once above the form.
 _ARRIVED_BECAUSE = (Reason.EXPIRED, Reason.MUST_CHANGE)
-
-
-def current_rules() -> Rules | None:
-    """The rules to show and enforce; None when the directory is unreachable."""
-    the = services()
-    try:
-        return Rules.from_policy(the.directory.policy(), the.settings.min_strength)
-    except DirectoryError:
-        return None
 
 
 @page(bp, "/change", methods=["GET", "POST"])
@@ -60,9 +51,8 @@ def form(mobile: bool) -> tuple[str, int] | Response:
             old=form.current.data or "",
             new=form.new.data or "",
             confirm=form.confirm.data or "",
-            source_ip=client_ip(),
+            actor=acting(),
             outbox=the.outbox,
-            language=str(get_locale()),
         )
         if result.ok and result.account:
             # The old password was just proven and a new one set: sign the

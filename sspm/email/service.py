@@ -17,6 +17,7 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,10 +29,10 @@ from sspm.infra.outbox import EmailUnavailable, Outbox
 from sspm.infra.state import State
 from sspm.infra.store import Store, utcnow
 from sspm.policy import logins, reasons
+from sspm.policy.actor import Actor
 from sspm.policy.passwords import Rules, first_problem
 from sspm.policy.reasons import Reason
 from sspm.policy.timing import pad_refusal
-from sspm.web import limits
 
 #: Redis kind of an opened link: a handle's digest -> the token's digest.
 _OPENED = "reset-link"
@@ -39,8 +40,13 @@ _OPENED = "reset-link"
 log = logging.getLogger(__name__)
 
 
+#: Counts one reset email for an account id (or, None, for the typed login) and says
+#: whether it is still under the limit; the web layer's counters (sspm.web.limits.email_allowed).
+MayEmail = Callable[[str | None, str], bool]
+
+
 def request_link(
-    directory: Directory, store: Store, outbox: Outbox, *, typed: str, language: str, source_ip: str
+    directory: Directory, store: Store, outbox: Outbox, *, typed: str, actor: Actor, may_email: MayEmail
 ) -> Reason | None:
     """Queue a reset email if the name or address matches an account; None when "queued".
 
@@ -48,39 +54,37 @@ def request_link(
     against the per-account email limit, one job on the queue (a job that
     sends nothing for an unknown name, a disabled or address-less account,
     or an account over its limit), one audit row; and the answer leaves at
-    the same floor (sspm.timing). Whatever else an account costs (its
+    the same floor (sspm.policy.timing). Whatever else an account costs (its
     language remembered for later emails) is the worker's, off the request.
+    The email is in ``actor.language``.
     """
     started = time.perf_counter()
     try:
-        return _request_link(directory, store, outbox, typed=typed, language=language, source_ip=source_ip)
+        return _request_link(directory, store, outbox, typed=typed, actor=actor, may_email=may_email)
     finally:
         pad_refusal(started)
 
 
 def _request_link(
-    directory: Directory, store: Store, outbox: Outbox, *, typed: str, language: str, source_ip: str
+    directory: Directory, store: Store, outbox: Outbox, *, typed: str, actor: Actor, may_email: MayEmail
 ) -> Reason | None:
     try:
         account = directory.find_account(logins.spelling(typed))
     except DirectoryError as exc:
-        log.warning("directory unavailable at a reset-email request: %s", exc)
-        return Reason.UNAVAILABLE
+        return reasons.directory_failed(exc, "request a reset email")
     # Counted for unknown names too (by canonical login), so both cost the same.
-    allowed = limits.email_allowed(account.id if account else None, typed)
+    allowed = may_email(account.id if account else None, typed)
     try:
-        outbox.reset_link(account if allowed else None, language)
+        outbox.reset_link(account if allowed else None, actor.language)
     except EmailUnavailable as exc:
         log.warning("reset email not queued: %s", exc)
-        audit.record(
-            store, audit.Action.RESET_EMAIL_REQUEST, "not_queued", source_ip=source_ip, account=account, typed=typed
-        )
+        audit.record(store, audit.Action.RESET_EMAIL_REQUEST, "not_queued", actor=actor, account=account, typed=typed)
         return Reason.EMAIL_UNAVAILABLE
     if not allowed:
         outcome: str = Reason.RATE_LIMITED
     else:
         outcome = "queued" if account and account.email and not account.disabled else "no_match"
-    audit.record(store, audit.Action.RESET_EMAIL_REQUEST, outcome, source_ip=source_ip, account=account, typed=typed)
+    audit.record(store, audit.Action.RESET_EMAIL_REQUEST, outcome, actor=actor, account=account, typed=typed)
     return None
 
 
@@ -152,10 +156,10 @@ def reset_with_link(
     handle: str,
     new: str,
     confirm: str,
-    language: str,
-    source_ip: str,
+    actor: Actor,
     clock_skew: timedelta,
 ) -> LinkResult:
+    """Set a new password with an opened link, spending it; the link proves who may, ``actor`` is who did."""
     link = _link_of(state, handle)
     try:
         account = _account_of(directory, store, link, clock_skew) if link else None
@@ -171,12 +175,11 @@ def reset_with_link(
             return LinkResult(Reason.LINK_GONE)
         outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
-        log.warning("directory unavailable at a link reset: %s", exc)
-        return LinkResult(Reason.UNAVAILABLE)
-    audit.record(store, audit.Action.RESET_BY_EMAIL, outcome.value, source_ip=source_ip, account=account)
+        return LinkResult(reasons.directory_failed(exc, "reset a password with an emailed link"))
+    audit.record(store, audit.Action.RESET_BY_EMAIL, outcome.value, actor=actor, account=account)
     if outcome is not Outcome.OK:
         tokens.restore(store, link)  # refused by policy: the user may try another password
         return LinkResult(reasons.of(outcome), account)
     state.delete(_OPENED, _key(handle))  # used: the handle opens nothing any more
-    after_password_set(store, state, outbox, account, event="password_reset", source_ip=source_ip, language=language)
+    after_password_set(store, state, outbox, account, event="password_reset", actor=actor)
     return LinkResult(None, account)

@@ -5,19 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, redirect, render_template, request, session
-from flask_babel import get_locale
 from werkzeug.wrappers import Response
 
-from sspm.change.views import current_rules
 from sspm.email import service
 from sspm.email.forms import RequestLinkForm
 from sspm.policy.passwords import user_inputs
 from sspm.policy.reasons import Reason
-from sspm.recovery.forms import NewPasswordForm
+from sspm.web.acting import acting
 from sspm.web.context import services
-from sspm.web.limits import email_guarded, per_ip
+from sspm.web.forms import NewPasswordForm
+from sspm.web.handoff import show_done
+from sspm.web.limits import email_allowed, email_guarded, per_ip
 from sspm.web.pages import explain, status_for
-from sspm.web.routing import client_ip, link, page
+from sspm.web.routing import link, page
+from sspm.web.rules import current_rules
 
 bp = Blueprint("email", __name__)
 
@@ -40,8 +41,8 @@ def request_link(mobile: bool) -> tuple[str, int]:
             the.store,
             the.outbox,
             typed=form.username.data or "",
-            language=str(get_locale()),
-            source_ip=client_ip(),
+            actor=acting(),
+            may_email=email_allowed,
         )
         sent = reason is None
     page_html = render_template("email/request.html", form=form, sent=sent, message=explain(form, reason))
@@ -81,14 +82,12 @@ def reset(mobile: bool) -> tuple[str, int] | Response:
             handle=handle,
             new=form.new.data or "",
             confirm=form.confirm.data or "",
-            language=str(get_locale()),
-            source_ip=client_ip(),
+            actor=acting(),
             clock_skew=skew,
         )
         if result.reason is None:
             session.pop(_OPENED, None)
-            session["recovery_done"] = "forgot"
-            return redirect(link("recovery.done"), code=303)
+            return show_done("forgot")
         if result.reason == Reason.LINK_GONE:
             session.pop(_OPENED, None)
             return render_template("email/link_gone.html"), 410

@@ -8,35 +8,22 @@ account's immutable directory id.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-
-from sqlalchemy import select
 
 from connectors.directory import Directory, DirectoryError, Outcome
 from sspm.account import audit
 from sspm.infra.outbox import Outbox
 from sspm.infra.store import Answer, Enrollment, Store
 from sspm.policy import reasons
+from sspm.policy.actor import Actor
 from sspm.policy.questions import AnswerHasher, normalise
 from sspm.policy.reasons import Reason
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Pick:
     question_id: str
     answer: str
-
-
-def enrolled_questions(store: Store, account_id: str) -> list[str]:
-    """The question ids an account enrolled, in order; empty if none."""
-    with store.session() as session:
-        rows = session.scalars(
-            select(Answer.question_id).where(Answer.account_id == account_id).order_by(Answer.position)
-        )
-        return list(rows)
 
 
 def answer_problem(
@@ -69,11 +56,14 @@ def enroll(
     picks: list[Pick],
     offered: set[str],
     min_length: int,
-    source_ip: str,
+    actor: Actor,
     outbox: Outbox,
-    language: str,
 ) -> Reason | None:
-    """Replace the account's questions; None on success, else a reason code."""
+    """Replace the account's questions; None on success, else the reason.
+
+    ``actor`` is the signed-in user doing it (the account is theirs, by id:
+    the session's, never a typed name).
+    """
     try:
         account = directory.get_account(account_id)
         if account is None:
@@ -83,10 +73,9 @@ def enroll(
             return problem
         _, verdict = directory.verify_password(account.username, password)
     except DirectoryError as exc:
-        log.warning("directory unavailable at enrollment: %s", exc)
-        return Reason.UNAVAILABLE
+        return reasons.directory_failed(exc, "enroll security questions")
     if verdict.outcome is not Outcome.OK:
-        audit.record(store, audit.Action.ENROLL, verdict.outcome.value, source_ip=source_ip, account=account)
+        audit.record(store, audit.Action.ENROLL, verdict.outcome.value, actor=actor, account=account)
         return reasons.of(verdict.outcome)
     hashes = [hasher.hash(p.answer) for p in picks]
     with store.session() as session:
@@ -101,6 +90,9 @@ def enroll(
             for i, (p, h) in enumerate(zip(picks, hashes, strict=True))
         ]
         session.add(enrollment)
-    audit.record(store, action, "ok", source_ip=source_ip, account=account)
-    outbox.notify(account, "re_enrolled" if action is audit.Action.RE_ENROLL else "enrolled", language, source_ip)
+    audit.record(store, action, "ok", actor=actor, account=account)
+    kind = "re_enrolled" if action is audit.Action.RE_ENROLL else "enrolled"
+    if not outbox.notify(account, kind, actor.language, actor.client_address):
+        # Saved all the same; the trail says the owner was not told.
+        audit.record(store, audit.Action.email(kind), "not_queued", actor=actor, account=account)
     return None

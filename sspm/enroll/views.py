@@ -7,19 +7,19 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
+from sspm.account.enrollment import enrolled_questions
 from sspm.enroll.forms import enroll_form
-from sspm.enroll.service import Pick, enroll, enrolled_questions
+from sspm.enroll.service import Pick, enroll
 from sspm.policy.realm import Realm
 from sspm.policy.reasons import Reason
+from sspm.web.acting import acting
 from sspm.web.auth import current_user, requires
 from sspm.web.context import services
 from sspm.web.limits import guarded_signed_in
 from sspm.web.pages import explain, status_for
-from sspm.web.routing import client_ip, link, page
+from sspm.web.routing import link, page
 
 bp = Blueprint("enroll", __name__)
-
-_SAVED = _l("Your security questions are saved. You can now reset your password or unlock your account on your own.")
 
 _SAVED = _l("Your security questions are saved. You can now reset your password or unlock your account on your own.")
 
@@ -64,9 +64,8 @@ def edit(mobile: bool) -> tuple[str, int] | Response:
             picks=picks,
             offered={q.id for q in offered},
             min_length=settings.min_answer_length,
-            source_ip=client_ip(),
+            actor=acting(),
             outbox=the.outbox,
-            language=language,
         )
         if reason is None:
             flash(str(_SAVED))

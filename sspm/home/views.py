@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from sspm.change.forms import ChangePasswordForm
-from sspm.change.views import current_rules
+from sspm.web.forms import ChangePasswordForm
 from sspm.web.routing import page
+from sspm.web.rules import current_rules
 
 bp = Blueprint("home", __name__)
 

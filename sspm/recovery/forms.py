@@ -46,8 +46,3 @@ def challenge_form(questions: list[str]) -> ChallengeForm:
             fields.answer(text),
         )
     return Form()
-
-
-class NewPasswordForm(FlaskForm):
-    new = fields.new_password()
-    confirm = fields.confirm_password()

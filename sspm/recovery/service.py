@@ -15,7 +15,6 @@ Three steps, each a plain function:
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import secrets
@@ -31,11 +30,10 @@ from sspm.infra.outbox import Outbox
 from sspm.infra.state import State
 from sspm.infra.store import Answer, Store
 from sspm.policy import logins, reasons
+from sspm.policy.actor import Actor
 from sspm.policy.passwords import Rules, first_problem
 from sspm.policy.questions import AnswerHasher, Catalogue
 from sspm.policy.reasons import Reason
-
-log = logging.getLogger(__name__)
 
 PURPOSES = ("forgot", "unlock")
 #: Stands in for an account id when there is no account, so the same
@@ -55,7 +53,7 @@ class RecoveryPolicy:
     decoy_secret: bytes
     #: How many questions users choose from (SSPM_QUESTIONS_OFFERED): decoys come from the same ones.
     offered: int
-    #: SSPM_LOGIN_MAIL_DOMAINS: an address there is keyed like its local part (sspm.logins).
+    #: SSPM_LOGIN_MAIL_DOMAINS: an address there is keyed like its local part (sspm.policy.logins).
     mail_domains: tuple[str, ...] = ()
 
 
@@ -86,7 +84,7 @@ def _person_key(account: Account | None, account_id: str | None, typed: str, pol
 
     An account's immutable id when the directory found one (every spelling
     that reaches it, user name or address, is one person), else the canonical
-    login, which folds exactly the spellings a lookup folds (sspm.logins).
+    login, which folds exactly the spellings a lookup folds (sspm.policy.logins).
     """
     found = account.id if account else account_id
     if found:
@@ -130,10 +128,13 @@ def start(
     *,
     purpose: str,
     typed: str,
-    source_ip: str,
-) -> Challenge:
-    """Make the challenge for a typed user name; raises DirectoryError if the directory is away."""
-    account, pool, eligible = question_pool(directory, store, catalogue, policy, typed)
+    actor: Actor,
+) -> Challenge | Reason:
+    """Make the challenge for a typed user name; the reason instead when the directory cannot say who it is."""
+    try:
+        account, pool, eligible = question_pool(directory, store, catalogue, policy, typed)
+    except DirectoryError as exc:
+        return reasons.directory_failed(exc, f"start {purpose}")
     questions = random.SystemRandom().sample(pool, min(policy.asked, len(pool)))
     challenge = Challenge(
         id=secrets.token_urlsafe(24),
@@ -157,7 +158,7 @@ def start(
         store,
         audit.Action.recovery_start(purpose),
         "challenge_issued",
-        source_ip=source_ip,
+        actor=actor,
         account=account,
         typed=typed,
     )
@@ -184,7 +185,7 @@ def answer(
     *,
     challenge_id: str,
     answers: list[str],
-    source_ip: str,
+    actor: Actor,
 ) -> Verdict:
     """Judge the answers to a challenge, once."""
     record = state.take("challenge", challenge_id)
@@ -208,7 +209,7 @@ def answer(
             store,
             audit.Action.recovery_answers(purpose),
             "ok",
-            source_ip=source_ip,
+            actor=actor,
             account_id=account_id,
             username=record["account_username"],
             typed=record["typed"],
@@ -220,7 +221,7 @@ def answer(
         store,
         audit.Action.recovery_answers(purpose),
         outcome,
-        source_ip=source_ip,
+        actor=actor,
         account_id=account_id,
         username=record["account_username"],
         typed=record["typed"],
@@ -244,7 +245,8 @@ def passed_account(directory: Directory, state: State, pass_id: str) -> Account 
         return None
     try:
         return directory.get_account(record["account_id"])
-    except DirectoryError:
+    except DirectoryError as exc:
+        reasons.directory_failed(exc, "read the account of a passed challenge")
         return None
 
 
@@ -257,11 +259,14 @@ def reset(
     pass_id: str,
     new: str,
     confirm: str,
-    source_ip: str,
+    actor: Actor,
     outbox: Outbox,
-    language: str,
 ) -> Reason | None:
-    """Set the new password (and so clear any lock); None on success."""
+    """Set the new password (and so clear any lock); None on success.
+
+    The pass proves who may; ``actor`` is who did (the account's owner, not
+    signed in, unless someone else acts for them).
+    """
     record = state.get("pass", pass_id)
     if record is None or record["purpose"] != "forgot":
         return Reason.CHALLENGE_GONE
@@ -274,13 +279,12 @@ def reset(
             return problem
         outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
-        log.warning("directory unavailable at a reset: %s", exc)
-        return Reason.UNAVAILABLE
-    audit.record(store, audit.Action.FORGOT_RESET, outcome.value, source_ip=source_ip, account=account)
+        return reasons.directory_failed(exc, "reset a password after the questions")
+    audit.record(store, audit.Action.FORGOT_RESET, outcome.value, actor=actor, account=account)
     if outcome is not Outcome.OK:
         return reasons.of(outcome)
     state.delete("pass", pass_id)
-    after_password_set(store, state, outbox, account, event="password_reset", source_ip=source_ip, language=language)
+    after_password_set(store, state, outbox, account, event="password_reset", actor=actor)
     return None
 
 
@@ -290,9 +294,8 @@ def unlock(
     state: State,
     *,
     pass_id: str,
-    source_ip: str,
+    actor: Actor,
     outbox: Outbox,
-    language: str,
 ) -> Reason | None:
     """Clear the lock, leaving the password alone; None on success."""
     record = state.take("pass", pass_id)
@@ -304,10 +307,9 @@ def unlock(
             return Reason.CHALLENGE_GONE
         outcome = directory.unlock(account)
     except DirectoryError as exc:
-        log.warning("directory unavailable at an unlock: %s", exc)
-        return Reason.UNAVAILABLE
-    audit.record(store, audit.Action.UNLOCK, outcome.value, source_ip=source_ip, account=account)
+        return reasons.directory_failed(exc, "unlock an account after the questions")
+    audit.record(store, audit.Action.UNLOCK, outcome.value, actor=actor, account=account)
     if outcome is not Outcome.OK:
         return reasons.of(outcome)
-    after_password_set(store, state, outbox, account, event="account_unlocked", source_ip=source_ip, language=language)
+    after_password_set(store, state, outbox, account, event="account_unlocked", actor=actor)
     return None

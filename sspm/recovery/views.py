@@ -7,23 +7,25 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from connectors.directory import DirectoryError
 from sspm.account import audit
-from sspm.change.views import current_rules
 from sspm.policy.passwords import user_inputs
 from sspm.policy.reasons import Reason
 from sspm.recovery import captcha, service
-from sspm.recovery.forms import ChallengeForm, NewPasswordForm, StartForm, challenge_form
+from sspm.recovery.forms import ChallengeForm, StartForm, challenge_form
 from sspm.recovery.service import RecoveryPolicy
+from sspm.web.acting import acting
 from sspm.web.context import services
+from sspm.web.forms import NewPasswordForm
+from sspm.web.handoff import show_done, take_done
 from sspm.web.limits import costly, guarded, per_ip
 from sspm.web.messages import reason_text
 from sspm.web.pages import explain, focus, status_for
-from sspm.web.routing import client_ip, link, page
+from sspm.web.routing import link, page
+from sspm.web.rules import current_rules
 
 bp = Blueprint("recovery", __name__)
 
-_CHALLENGE, _PASS, _DONE = "challenge", "recovery_pass", "recovery_done"
+_CHALLENGE, _PASS = "challenge", "recovery_pass"
 
 
 def recovery_policy() -> RecoveryPolicy:
@@ -68,22 +70,21 @@ def _start(purpose: str) -> tuple[str, int] | Response:
         if not captcha.passes(the.state, form.captcha.data or ""):
             reason = Reason.CAPTCHA_WRONG
             audit.record(
-                the.store, audit.Action.recovery_start(purpose), reason, source_ip=client_ip(), typed=form.username.data
+                the.store, audit.Action.recovery_start(purpose), reason, actor=acting(), typed=form.username.data
             )
         else:
-            try:
-                challenge = service.start(
-                    the.directory,
-                    the.store,
-                    the.state,
-                    the.catalogue,
-                    recovery_policy(),
-                    purpose=purpose,
-                    typed=form.username.data or "",
-                    source_ip=client_ip(),
-                )
-            except DirectoryError:
-                reason = Reason.UNAVAILABLE
+            challenge = service.start(
+                the.directory,
+                the.store,
+                the.state,
+                the.catalogue,
+                recovery_policy(),
+                purpose=purpose,
+                typed=form.username.data or "",
+                actor=acting(),
+            )
+            if isinstance(challenge, Reason):
+                reason = challenge
             else:
                 previous = session.get(_CHALLENGE)
                 if isinstance(previous, str):
@@ -113,13 +114,14 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
         return _time_is_up(current, [str(field.data or "") for field in form.answers()])
     reason = None
     if not _wants_new_image() and form.validate_on_submit():
+        actor = acting()
         if not captcha.passes(the.state, form.captcha.data or ""):
             reason = Reason.CAPTCHA_WRONG
             audit.record(
                 the.store,
                 audit.Action.recovery_answers(current.purpose),
                 reason,
-                source_ip=client_ip(),
+                actor=actor,
                 typed=current.username,
             )
         else:
@@ -131,7 +133,7 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
                 recovery_policy(),
                 challenge_id=current.id,
                 answers=[str(field.data or "") for field in form.answers()],
-                source_ip=client_ip(),
+                actor=actor,
             )
             if verdict.pass_id is None:
                 return _gone(verdict.reason or Reason.ANSWERS_REFUSED, purpose=current.purpose, status=422)
@@ -141,14 +143,12 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
                     the.store,
                     the.state,
                     pass_id=verdict.pass_id,
-                    source_ip=client_ip(),
+                    actor=actor,
                     outbox=the.outbox,
-                    language=str(get_locale()),
                 )
                 if failed:
                     return _gone(failed, purpose=current.purpose, status=503 if failed == Reason.UNAVAILABLE else 422)
-                session[_DONE] = "unlock"
-                return redirect(link("recovery.done"), code=303)
+                return show_done("unlock")
             session[_PASS] = verdict.pass_id
             return redirect(link("recovery.new_password"), code=303)
     captcha.issue(the.state)
@@ -188,7 +188,7 @@ def _time_is_up(current: service.Challenge, answers: list[str]) -> tuple[str, in
             recovery_policy(),
             challenge_id=current.id,
             answers=answers,
-            source_ip=client_ip(),
+            actor=acting(),
         )
         return _gone(verdict.reason or Reason.TOO_LATE, purpose=current.purpose, status=422)
     service.abandon(the.state, current.id)
@@ -214,14 +214,12 @@ def new_password(mobile: bool) -> tuple[str, int] | Response:
             pass_id=pass_id,
             new=form.new.data or "",
             confirm=form.confirm.data or "",
-            source_ip=client_ip(),
+            actor=acting(),
             outbox=the.outbox,
-            language=str(get_locale()),
         )
         if reason is None:
             session.pop(_PASS, None)
-            session[_DONE] = "forgot"
-            return redirect(link("recovery.done"), code=303)
+            return show_done("forgot")
     min_length = rules.min_length if rules else 8
     message = explain(form, reason, min_length=min_length)
     account = service.passed_account(the.directory, the.state, pass_id)
@@ -238,8 +236,8 @@ def new_password(mobile: bool) -> tuple[str, int] | Response:
 
 @page(bp, "/recovery/done")
 def done(mobile: bool) -> str | Response:
-    purpose = session.pop(_DONE, None)
-    if purpose not in service.PURPOSES:
+    purpose = take_done()
+    if purpose is None:
         return redirect(link("home.index"))
     return render_template("recovery/done.html", purpose=purpose)
 

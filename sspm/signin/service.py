@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from dataclasses import dataclass
@@ -10,11 +9,10 @@ from dataclasses import dataclass
 from connectors.directory import Account, Directory, DirectoryError, Outcome
 from sspm.account import audit
 from sspm.infra.store import Store
-from sspm.policy import logins
+from sspm.policy import logins, reasons
+from sspm.policy.actor import Actor
 from sspm.policy.reasons import Reason
 from sspm.policy.timing import pad_refusal
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,23 +26,23 @@ class SignInResult:
     expires_in_days: int | None = None
 
 
-def sign_in(directory: Directory, store: Store, login: str, password: str, source_ip: str) -> SignInResult:
+def sign_in(directory: Directory, store: Store, login: str, password: str, *, actor: Actor) -> SignInResult:
+    """The directory's verdict on a login and password; ``actor`` is who is at the door (usually anonymous)."""
     if not login.strip() or not password.strip():
         return SignInResult(Reason.BAD_CREDENTIALS)
     started = time.perf_counter()
     try:
         account, verdict = directory.verify_password(logins.spelling(login), password)
     except DirectoryError as exc:
-        log.warning("directory unavailable at sign-in: %s", exc)
-        return SignInResult(Reason.UNAVAILABLE)
+        return SignInResult(reasons.directory_failed(exc, "sign in"))
     outcome = verdict.outcome
-    audit.record(store, audit.Action.SIGN_IN, outcome.value, source_ip=source_ip, account=account, typed=login)
+    audit.record(store, audit.Action.SIGN_IN, outcome.value, actor=actor, account=account, typed=login)
     if account is None or not verdict.password_proven:
         pad_refusal(started)
-        # Locked and disabled read like a wrong password: see sspm.messages.
+        # Locked and disabled read like a wrong password: see sspm.web.messages.
         return SignInResult(Reason.BAD_CREDENTIALS)
     if outcome is not Outcome.OK:
-        return SignInResult(outcome.value, account)
+        return SignInResult(reasons.of(outcome), account)
     return SignInResult(None, account, _days(verdict.expires_in))
 
 

@@ -9,11 +9,12 @@ from werkzeug.wrappers import Response
 from sspm.policy.reasons import Reason
 from sspm.signin.forms import SignInForm
 from sspm.signin.service import sign_in as check_credentials
-from sspm.web.auth import current_user, sign_in, sign_out
+from sspm.web.acting import acting
+from sspm.web.auth import sign_in, sign_out
 from sspm.web.context import services
 from sspm.web.limits import guarded
 from sspm.web.pages import explain, status_for
-from sspm.web.routing import client_ip, link, page
+from sspm.web.routing import link, page
 
 bp = Blueprint("signin", __name__)
 
@@ -29,7 +30,7 @@ def form(mobile: bool) -> tuple[str, int] | Response:
     reason = None
     if form.validate_on_submit():
         result = check_credentials(
-            the.directory, the.store, form.username.data or "", form.password.data or "", client_ip()
+            the.directory, the.store, form.username.data or "", form.password.data or "", actor=acting()
         )
         if result.reason in (Reason.EXPIRED, Reason.MUST_CHANGE) and result.account:
             # Proven but unusable: the only thing to do is change it.
@@ -52,8 +53,3 @@ def signout(mobile: bool) -> Response:
     # After the session is cleared, so that it is the one thing the new session holds.
     flash(_("You are signed out. On a shared computer, close the browser when you are done."), "signed_out")
     return redirect(link("home.index"), code=303)
-
-
-def signed_in_name() -> str | None:
-    user = current_user(services().state)
-    return user.display_name if user else None

@@ -13,8 +13,9 @@ from werkzeug.exceptions import HTTPException
 from sspm.account import audit
 from sspm.infra.state import StateUnavailable
 from sspm.policy.reasons import Reason
+from sspm.web.acting import acting
+from sspm.web.context import services
 from sspm.web.messages import reason_text
-from sspm.web.routing import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(429)
     def too_many(error: HTTPException) -> tuple[str, int]:
-        from sspm.web.context import services
-
-        # A refusal like any other: on the audit trail (by address; the typed name is not kept).
+        # A refusal like any other: on the audit trail (by who acted; the typed name is not kept).
         audit.record(
             services().store,
             audit.Action.REQUEST,
             "rate_limited",
-            source_ip=client_ip(),
+            actor=acting(),
             details={"endpoint": request.endpoint or "unknown"},
         )
         return _page(429, str(_l("Too many attempts")), reason_text(Reason.RATE_LIMITED))

@@ -31,6 +31,8 @@ from limits import parse_many
 from redis.exceptions import RedisError
 
 from sspm.policy import logins
+from sspm.web.auth import current_user
+from sspm.web.context import services
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
 
@@ -61,9 +63,6 @@ def _typed_key() -> str:
 def _signed_in_key() -> str:
     # Re-confirming the password at enrollment counts against the signed-in
     # user's own name, in the bucket sign-in and change use for it.
-    from sspm.web.auth import current_user
-    from sspm.web.context import services
-
     user = current_user(services().state)
     return name_key(user.username) if user else "name:nobody"
 

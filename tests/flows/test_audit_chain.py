@@ -69,7 +69,7 @@ def morning(database_url: str) -> Iterator[Store]:
         (audit.Action.UNLOCK, "ok"),
         (audit.Action.CHANGE, "ok"),
     ]:
-        audit.record(store, action, outcome, source_ip=IP, account_id=JOHN_ID, username="jsmith")
+        audit.record(store, action, outcome, actor=Actor.anonymous(IP), account_id=JOHN_ID, username="jsmith")
     yield store
     store.close()
 
@@ -194,10 +194,10 @@ def test_an_event_written_in_a_transaction_goes_with_it(database_url: str) -> No
     store = Store(database_url)
     try:
         with pytest.raises(RuntimeError), store.session(immediate=True) as session:
-            audit.record(store, audit.Action.UNLOCK, "ok", source_ip=IP, account_id="a1", session=session)
+            audit.record(store, audit.Action.UNLOCK, "ok", actor=Actor.anonymous(IP), account_id="a1", session=session)
             raise RuntimeError("the directory refused after all")
         with store.session(immediate=True) as session:
-            audit.record(store, audit.Action.UNLOCK, "ok", source_ip=IP, account_id="a1", session=session)
+            audit.record(store, audit.Action.UNLOCK, "ok", actor=Actor.anonymous(IP), account_id="a1", session=session)
 
         assert audit.check_chain(store) == (1, None)
     finally:

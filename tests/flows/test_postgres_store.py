@@ -28,6 +28,7 @@ from sspm.account import audit, tokens
 from sspm.account.audit import check_chain
 from sspm.email import jobs
 from sspm.infra.store import Base, Store, alembic_config, head_revision, migrate, utcnow
+from sspm.policy.actor import Actor
 from tests.support import Backing, services_of
 from tests.support.flows import (
     NEW_PASSWORD,
@@ -172,7 +173,11 @@ def test_what_is_too_long_for_a_column_is_cut_not_refused(database_url: str, len
     store = Store(database_url)
     try:
         audit.record(
-            store, audit.Action.SIGN_IN, "bad_credentials", source_ip="2001:db8::" + "f" * length, typed="x" * 300
+            store,
+            audit.Action.SIGN_IN,
+            "bad_credentials",
+            actor=Actor.anonymous("2001:db8::" + "f" * length),
+            typed="x" * 300,
         )
         rows, broken = check_chain(store)
         assert (rows, broken) == (1, None)
