@@ -10,9 +10,10 @@ from flask_babel.speaklater import LazyString
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from connectors.directory import DirectoryError
 from sspm.account import audit
 from sspm.infra.state import StateUnavailable
-from sspm.policy.reasons import Reason
+from sspm.policy.reasons import Reason, directory_failed
 from sspm.web.acting import acting
 from sspm.web.context import services
 from sspm.web.messages import reason_text
@@ -52,6 +53,14 @@ def init_app(app: Flask) -> None:
             str(_l("Please try again in a minute")),
             str(_l("This service is busy or being restarted, and nothing was changed. Wait a minute and try again.")),
         )
+
+    @app.errorhandler(DirectoryError)
+    def directory_away(error: DirectoryError) -> tuple[str, int]:
+        # A page that reads the directory outside a use case (opening a reset
+        # link, say): logged as every use case logs it, and the user told to
+        # wait; whatever the page held (an opened link) is kept for the retry.
+        directory_failed(error, request.endpoint or "a page")
+        return _page(503, str(_l("Please try again in a minute")), reason_text(Reason.UNAVAILABLE))
 
     @app.errorhandler(429)
     def too_many(error: HTTPException) -> tuple[str, int]:

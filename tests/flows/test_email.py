@@ -14,6 +14,7 @@ import hashlib
 import html
 import re
 import signal
+import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -416,6 +417,29 @@ def test_a_password_change_by_any_path_voids_an_outstanding_link(
     assert is_link_gone(app, open_link(Visitor(app), link))
     assert set_password_by_link(visitor, "Another-Quarry-Violet-17", form=form).status_code == 410
     assert verdict(directory, john.uid, NEW_PASSWORD) is Outcome.OK
+
+
+def test_a_link_opened_while_the_directory_does_not_answer_says_wait_and_still_works_afterwards(
+    build_app: AppFactory, slapd: Slapd, accounts: dict[str, SeedAccount], backing: Backing
+) -> None:
+    app = build_app(slapd, LDAP_TIMEOUT="1", LDAP_RETRY_AFTER="1")
+    john = accounts["normal"]
+    visitor = Visitor(app)
+    link = one_link_for(app, visitor, backing.mailbox, john)
+
+    slapd.process.send_signal(signal.SIGSTOP)
+    try:
+        page = open_link(visitor, link)
+    finally:
+        slapd.process.send_signal(signal.SIGCONT)
+
+    assert page.status_code == 503
+    assert says(page, reason_in(app, "unavailable"))
+    time.sleep(1.2)  # LDAP_RETRY_AFTER: the breaker lets the next call try the directory again
+    form = visitor.get("/reset")
+    assert form.status_code == 200, "the opened link was kept for the retry"
+    assert set_password_by_link(visitor, NEW_PASSWORD, form=form).status_code == 303
+    assert verdict(services_of(app).directory, john.uid, NEW_PASSWORD) is Outcome.OK
 
 
 # -- no enumeration ---------------------------------------------------------------------------
