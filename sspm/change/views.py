@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
@@ -19,6 +21,8 @@ from sspm.web.messages import reason_text
 from sspm.web.pages import explain, status_for
 from sspm.web.routing import link, page
 from sspm.web.rules import current_rules
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("change", __name__)
 
@@ -57,7 +61,12 @@ def form(mobile: bool) -> tuple[str, int] | Response:
         if result.ok and result.account:
             # The old password was just proven and a new one set: sign the
             # user in, so that enrolling security questions is one click away.
-            sign_in(the.state, result.account)
+            # The directory has confirmed: with Redis away the user is still
+            # told it is done, only not signed in.
+            try:
+                sign_in(the.state, result.account)
+            except StateUnavailable as exc:
+                log.warning("changed, but not signed in: Redis unavailable: %s", exc)
             session[_DONE_KEY] = result.account.display_name
             return redirect(link("change.done"), code=303)
         reason = result.reason
@@ -86,6 +95,9 @@ def done(mobile: bool) -> str | Response:
     name = session.pop(_DONE_KEY, None)
     if name is None:
         return redirect(link("change.form"))
-    user = current_user(the.state)
+    try:
+        user = current_user(the.state)
+    except StateUnavailable:  # the change is done whatever Redis says
+        user = None
     enrolled = bool(user and enrolled_questions(the.store, user.account_id))
     return render_template("change/done.html", name=name, enrolled=enrolled)

@@ -12,9 +12,10 @@ from pathlib import Path
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from lab.redis import start_redis
+from tests.flows.test_change_password import SUCCESS_TITLE
 from tests.flows.test_email import EMAIL_ENV, audit_rows, every_job, verdict
 from tests.support import Backing
-from tests.support.flows import NEW_PASSWORD, AppFactory, Visitor, csrf_token
+from tests.support.flows import NEW_PASSWORD, AppFactory, Visitor, csrf_token, says
 
 
 def test_with_redis_stopped_a_password_change_stands_and_its_email_is_audited_as_not_queued(
@@ -33,7 +34,7 @@ def test_with_redis_stopped_a_password_change_stands_and_its_email_is_audited_as
         form = visitor.get("/change")
         server.stop()
 
-        visitor.post(
+        changed = visitor.post(
             "/change",
             {
                 "username": john.uid,
@@ -45,6 +46,11 @@ def test_with_redis_stopped_a_password_change_stands_and_its_email_is_audited_as
         )
 
         assert verdict(directory, john.uid, NEW_PASSWORD) is Outcome.OK
+        # The directory confirmed: the user is told it is done, not "nothing was changed".
+        assert changed.status_code == 303, changed.status
+        done = visitor.follow(changed)
+        assert done.status_code == 200
+        assert says(done, SUCCESS_TITLE)
         rows = audit_rows(app, "email_password_changed")
         assert [(row.outcome, row.subject) for row in rows] == [("not_queued", john.uid)]
         server = start_redis(tmp_path / "redis", port=server.port)
