@@ -46,8 +46,8 @@ def after_password_set(
     Called only once the directory confirmed. Nothing here undoes that: if
     Redis is away the sessions cannot be ended (nor used) now, which is
     logged and audited, and the user is still told the truth: it is done.
-    The owner's email names the actor's address and is in the actor's
-    language (a staff action will want the owner's own language instead).
+    The owner's email names the actor's address; it is in the visitor's
+    language for self-service, else ("") in the owner's own remembered one.
     """
     tokens.void_all(store, account.id)
     try:
@@ -56,5 +56,6 @@ def after_password_set(
         log.warning("sessions of account %s not ended (%s): %s", account.id, event, exc)
         ended = "not_ended"
     audit.record(store, audit.Action.SESSIONS_ENDED, ended, actor=actor, account=account)
-    if not outbox.notify(account, event, actor.language, actor.client_address):
+    language = actor.language if actor.is_the_owner else ""
+    if not outbox.notify(account, event, language, actor.client_address):
         audit.record(store, audit.Action.email(event), "not_queued", actor=actor, account=account)

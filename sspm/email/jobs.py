@@ -155,9 +155,14 @@ def send_reset_link(the: Services, account_id: str, language: str, event_id: str
 def send_notification(
     the: Services, account_id: str, kind: str, language: str, at: str, source_ip: str, event_id: str
 ) -> str:
-    """Tell the account's owner what just happened to it, from where."""
+    """Tell the account's owner what just happened to it, from where.
+
+    ``language`` empty: someone else acted (staff, a job); the owner reads it
+    in the language of their last email, else the default.
+    """
     if kind not in NOTIFICATIONS:
         raise ValueError(f"unknown notification {kind!r}")
+    language = language or the.outbox.language_of(account_id, the.settings.default_language)
 
     def build(account: Account) -> EmailMessage:
         when = the.mail_templates.format_datetime(datetime.fromisoformat(at), language)

@@ -40,6 +40,15 @@ class Actor:
     client_address: str = ""
     language: str = ""
 
+    @property
+    def is_the_owner(self) -> bool:
+        """True when whoever acts is (or claims to be) the account's owner: self-service.
+
+        Self-service speaks the visitor's language; when staff, a job or an
+        operator act on someone's account, its owner is told in their own.
+        """
+        return self.kind in (ActorKind.USER, ActorKind.ANONYMOUS)
+
     @classmethod
     def anonymous(cls, client_address: str, language: str = "") -> Actor:
         return cls(ActorKind.ANONYMOUS, client_address=client_address, language=language)

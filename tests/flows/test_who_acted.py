@@ -12,18 +12,22 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from rq import SimpleWorker
 from sqlalchemy import select
 
 from lab import SeedAccount
 from sspm.account import tokens
+from sspm.account.aftermath import after_password_set
 from sspm.change.service import change_password
 from sspm.email import service as email_service
 from sspm.email.jobs import RESET_PURPOSE
+from sspm.infra import jobs
 from sspm.infra.services import Services, build
 from sspm.infra.settings import Settings
-from sspm.infra.store import AuditEvent
+from sspm.infra.store import AccountPreference, AuditEvent
 from sspm.policy.actor import Actor, ActorKind
 from sspm.policy.passwords import Rules
+from tests.support import Backing
 
 NEW_PASSWORD = "Orchard-Kettle-Lantern-58"
 HOME = "203.0.113.7"
@@ -136,3 +140,23 @@ def test_a_reset_done_by_staff_names_the_staff_member_apart_from_the_account(
         assert (row.account_id, row.subject) == (account.id, john.uid)
     verdict = the.directory.verify_password(john.uid, NEW_PASSWORD)[1]
     assert verdict.password_proven, "the reset really happened in the directory"
+
+
+def test_when_staff_reset_a_password_its_owner_is_told_in_their_own_language(
+    the: Services, accounts: dict[str, SeedAccount], backing: Backing
+) -> None:
+    """Self-service speaks the visitor's language; an English-speaking agent's reset reaches a
+    French-speaking owner in French (the language of their last email)."""
+    john = accounts["normal"]
+    account = the.directory.find_account(john.uid)
+    assert account is not None
+    with the.store.session() as session:
+        session.add(AccountPreference(account_id=account.id, language="fr"))
+    agent = Actor(ActorKind.STAFF, id="helpdesk-7", role="helpdesk", client_address=DESK, language="en")
+
+    after_password_set(the.store, the.state, the.outbox, account, event="password_reset", actor=agent)
+    SimpleWorker([jobs.EMAIL], connection=the.state.redis).work(burst=True)
+
+    [message] = [m for m in backing.mailbox.messages if m["To"] == john.mail]
+    assert message["Subject"] == the.mail_templates.gettext("fr", "Your password was reset")
+    assert message["Subject"] != "Your password was reset"
