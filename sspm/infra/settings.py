@@ -120,6 +120,7 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
 
     if text("DIRECTORY_KIND") not in KINDS:
         raise ConfigError(f"DIRECTORY_KIND must be one of {', '.join(KINDS)} (got {text('DIRECTORY_KIND')!r})")
+
     def secret_of(key: str) -> str:
         """``KEY``, or the content of the file ``KEY_FILE`` names (a secret kept out of the environment)."""
         path = text(f"{key}_FILE")
