@@ -102,6 +102,12 @@ def prepared(password: str) -> bytes:
     right-to-left letters beside Latin ones: ``Lantern-שלום-Orbit-2024``),
     slapd still stores and checks the bytes as typed, so that is what is sent.
     """
+    if password.isascii():
+        # SASLprep leaves printable ASCII as it is and refuses ASCII control
+        # characters, where the bytes as typed are sent anyway: either way,
+        # as typed. Most passwords take this path, which skips ldap3's
+        # character-by-character SASLprep (about 0.2 ms of CPU per password).
+        return as_typed(password)
     try:
         return str(sasl_prep(password)).encode("utf-8")
     except LDAPSASLPrepError:

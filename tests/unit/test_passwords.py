@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from ldap3.core.exceptions import LDAPSASLPrepError
+from ldap3.protocol.sasl.sasl import sasl_prep
 
 from connectors.directory import Account, PasswordPolicy
+from connectors.ldapconn import prepared
 from sspm.policy.passwords import Rules, contains_name, first_problem, fold, name_parts, strength, user_inputs
 from sspm.policy.reasons import Reason
 
@@ -129,3 +132,15 @@ def test_rules_from_the_directory_never_go_below_eight_characters() -> None:
     )
     assert Rules.from_policy(lax, min_strength=3) == Rules(min_length=8, history=3, min_strength=3, max_age_days=90)
     assert Rules.from_policy(strict, min_strength=2) == Rules(min_length=12, history=0, min_strength=2)
+
+
+def test_an_ascii_password_goes_to_openldap_exactly_as_sasl_prep_would_send_it() -> None:
+    """The ASCII shortcut in connectors.ldapconn.prepared must agree with SASLprep on every ASCII character."""
+    for code in range(128):
+        password = f"Orchard{chr(code)}Kettle-58"
+        try:
+            expected = str(sasl_prep(password)).encode("utf-8")
+        except LDAPSASLPrepError:
+            expected = password.encode("utf-8")
+        assert prepared(password) == expected, repr(password)
+    assert prepared("Lantern\u00a0Orbit-2024") == b"Lantern Orbit-2024", "non-ASCII still goes through SASLprep"
