@@ -38,24 +38,30 @@ def after_password_set(
     outbox: Outbox,
     account: Account,
     *,
+    done: audit.Action,
     event: Event,
     actor: Actor,
 ) -> None:
-    """Void older links, end every session of the account, tell its owner; audit it.
+    """Audit what was ``done``, void older links, end every session of the account, tell its owner.
 
     Called only once the directory confirmed. Nothing here undoes that: if
     Redis is away the sessions cannot be ended (nor used) now, which is
     logged and audited, and the user is still told the truth: it is done.
+    The database sees one transaction: the row for what was done, the
+    voided links and the row for the ended sessions commit together (one
+    write lock, one commit, on the hot path of every change).
     The owner's email names the actor's address; it is in the visitor's
     language for self-service, else ("") in the owner's own remembered one.
     """
-    tokens.void_all(store, account.id)
     try:
         ended = str(sessions.end_all(state, account.id))
     except StateUnavailable as exc:
         log.warning("sessions of account %s not ended (%s): %s", account.id, event, exc)
         ended = "not_ended"
-    audit.record(store, audit.Action.SESSIONS_ENDED, ended, actor=actor, account=account)
+    with store.session(immediate=True) as session:
+        audit.record(store, done, "ok", actor=actor, account=account, session=session)
+        tokens.void_all(store, account.id, session=session)
+        audit.record(store, audit.Action.SESSIONS_ENDED, ended, actor=actor, account=account, session=session)
     language = actor.language if actor.is_the_owner else ""
     if not outbox.notify(account, event, language, actor.client_address):
         audit.record(store, audit.Action.email(event), "not_queued", actor=actor, account=account)

@@ -55,6 +55,8 @@ class Action(StrEnum):
     UNLOCK = "unlock"
     RESET_EMAIL_REQUEST = "reset_email_request"
     RESET_BY_EMAIL = "reset_by_email"
+    #: Staff set a user's password (the helpdesk, after verifying the caller).
+    HELPDESK_RESET = "helpdesk_reset"
     EMAIL_RESET_LINK = "email_reset_link"
     EMAIL_PASSWORD_CHANGED = "email_password_changed"  # noqa: S105 (an email's name, not a password)
     EMAIL_PASSWORD_RESET = "email_password_reset"  # noqa: S105
@@ -167,15 +169,29 @@ def _append(store: Store, session: Session, fields: dict[str, Any]) -> Link:
     PostgreSQL: SELECT ... FOR UPDATE on the head row makes a second writer
     wait, then read the head the first one left. SQLite: the transaction
     began IMMEDIATE, so it holds the database's one write lock already.
-    Plain statements rather than the ORM's unit of work: this runs on every
+    Several rows in one transaction (what a password change writes) read
+    the head once and move it once, just before the commit. Plain
+    statements rather than the ORM's unit of work: this runs on every
     request that is audited.
     """
-    head = _locked_head(store, session)
+    head: Head | None = session.info.get(_HEAD_KEY)
+    if head is None:
+        head = _locked_head(store, session)
+        event.listen(session, "before_commit", _move_head, once=True)
     entry = Entry(seq=head.seq + 1, **fields)
     mine = auditchain.digest(entry, head.digest)
     session.execute(_INSERT, [{"seq": entry.seq, "prev_digest": head.digest, "digest": mine, **fields}])
-    session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_digest": mine})
+    session.info[_HEAD_KEY] = Head(entry.seq, mine)
     return Link(0, entry, head.digest, mine)
+
+
+#: Where a transaction keeps the chain's head once it has read (and locked) it.
+_HEAD_KEY = "sspm.audit.head"
+
+
+def _move_head(session: Session) -> None:
+    head: Head = session.info.pop(_HEAD_KEY)
+    session.execute(_MOVE_HEAD, {"new_seq": head.seq, "new_digest": head.digest})
 
 
 # Built once, with bound parameters, so SQLAlchemy compiles each once (cached) rather than per row.

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import NewType
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from sspm.infra.store import ResetToken, Store, utcnow
 
@@ -126,14 +127,21 @@ def restore(store: Store, link: Digest) -> None:
         session.execute(update(ResetToken).where(ResetToken.token_hash == link).values(spent_at=None))
 
 
-def void_all(store: Store, account_id: str) -> None:
-    """A password changed: no link issued before may still change it."""
-    with store.session() as session:
-        session.execute(
-            update(ResetToken)
-            .where(ResetToken.account_id == account_id, ResetToken.spent_at.is_(None))
-            .values(spent_at=utcnow())
-        )
+def void_all(store: Store, account_id: str, *, session: Session | None = None) -> None:
+    """A password changed: no link issued before may still change it.
+
+    With ``session``, in the caller's transaction (with the audit rows that
+    say why: sspm.account.aftermath).
+    """
+    if session is None:
+        with store.session() as own:
+            void_all(store, account_id, session=own)
+        return
+    session.execute(
+        update(ResetToken)
+        .where(ResetToken.account_id == account_id, ResetToken.spent_at.is_(None))
+        .values(spent_at=utcnow())
+    )
 
 
 def _aware(moment: datetime) -> datetime:

@@ -82,9 +82,9 @@ def change_password(
         outcome = directory.change_password(account, old, new)
     except DirectoryError as exc:
         return ChangeResult(reasons.directory_failed(exc, "change password"))
-    audit.record(store, audit.Action.CHANGE, outcome.value, actor=actor, account=account)
     if outcome is not Outcome.OK:
+        audit.record(store, audit.Action.CHANGE, outcome.value, actor=actor, account=account)
         return ChangeResult(reasons.of(outcome), account)
     log.info("password changed for account %s (was %s)", account.id, verdict.outcome.value)
-    after_password_set(store, state, outbox, account, event="password_changed", actor=actor)
+    after_password_set(store, state, outbox, account, done=audit.Action.CHANGE, event="password_changed", actor=actor)
     return ChangeResult(None, account)

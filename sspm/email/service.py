@@ -176,10 +176,12 @@ def reset_with_link(
         outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
         return LinkResult(reasons.directory_failed(exc, "reset a password with an emailed link"))
-    audit.record(store, audit.Action.RESET_BY_EMAIL, outcome.value, actor=actor, account=account)
     if outcome is not Outcome.OK:
+        audit.record(store, audit.Action.RESET_BY_EMAIL, outcome.value, actor=actor, account=account)
         tokens.restore(store, link)  # refused by policy: the user may try another password
         return LinkResult(reasons.of(outcome), account)
     state.delete(_OPENED, _key(handle))  # used: the handle opens nothing any more
-    after_password_set(store, state, outbox, account, event="password_reset", actor=actor)
+    after_password_set(
+        store, state, outbox, account, done=audit.Action.RESET_BY_EMAIL, event="password_reset", actor=actor
+    )
     return LinkResult(None, account)

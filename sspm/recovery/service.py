@@ -280,11 +280,13 @@ def reset(
         outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
         return reasons.directory_failed(exc, "reset a password after the questions")
-    audit.record(store, audit.Action.FORGOT_RESET, outcome.value, actor=actor, account=account)
     if outcome is not Outcome.OK:
+        audit.record(store, audit.Action.FORGOT_RESET, outcome.value, actor=actor, account=account)
         return reasons.of(outcome)
     state.delete("pass", pass_id)
-    after_password_set(store, state, outbox, account, event="password_reset", actor=actor)
+    after_password_set(
+        store, state, outbox, account, done=audit.Action.FORGOT_RESET, event="password_reset", actor=actor
+    )
     return None
 
 
@@ -308,8 +310,8 @@ def unlock(
         outcome = directory.unlock(account)
     except DirectoryError as exc:
         return reasons.directory_failed(exc, "unlock an account after the questions")
-    audit.record(store, audit.Action.UNLOCK, outcome.value, actor=actor, account=account)
     if outcome is not Outcome.OK:
+        audit.record(store, audit.Action.UNLOCK, outcome.value, actor=actor, account=account)
         return reasons.of(outcome)
-    after_password_set(store, state, outbox, account, event="account_unlocked", actor=actor)
+    after_password_set(store, state, outbox, account, done=audit.Action.UNLOCK, event="account_unlocked", actor=actor)
     return None

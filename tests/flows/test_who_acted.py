@@ -16,7 +16,7 @@ from rq import SimpleWorker
 from sqlalchemy import select
 
 from lab import SeedAccount
-from sspm.account import tokens
+from sspm.account import audit, tokens
 from sspm.account.aftermath import after_password_set
 from sspm.change.service import change_password
 from sspm.email import service as email_service
@@ -154,7 +154,9 @@ def test_when_staff_reset_a_password_its_owner_is_told_in_their_own_language(
         session.add(AccountPreference(account_id=account.id, language="fr"))
     agent = Actor(ActorKind.STAFF, id="helpdesk-7", role="helpdesk", client_address=DESK, language="en")
 
-    after_password_set(the.store, the.state, the.outbox, account, event="password_reset", actor=agent)
+    after_password_set(
+        the.store, the.state, the.outbox, account, done=audit.Action.HELPDESK_RESET, event="password_reset", actor=agent
+    )
     SimpleWorker([jobs.EMAIL], connection=the.state.redis).work(burst=True)
 
     [message] = [m for m in backing.mailbox.messages if m["To"] == john.mail]
