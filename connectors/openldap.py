@@ -241,10 +241,10 @@ class OpenLdapDirectory(LdapDirectory):
         if refused is not None:
             return refused
         # As the user, the change would clear pwdAccountLockedTime, the
-        # permanent lock included: that would enable a disabled account.
-        # ``account`` was read with its lock by the lookup that found it, in
-        # this same request: no second read on the hot path (issue 11).
-        if account.disabled:
+        # permanent lock included: that would enable a disabled account. Read
+        # now, not taken from ``account``, which a caller may have read before
+        # an administrator disabled it (the contract tests exactly that).
+        if self.status(account).disabled:
             return Outcome.DISABLED
         return self._modify_password_as(account, old, new)
 
