@@ -248,6 +248,10 @@ class AccountDetails:
     #: (never set, or a temporary password on Active Directory).
     password_set_at: datetime | None
     expires_at: datetime | None
+    #: The value of the attribute ``DirectorySettings.organization_attribute``
+    #: names, as the directory has it; None when none is configured or the
+    #: account has none. (Where SSPM reads organizations from OUs, ``location`` says.)
+    organization: str | None = None
 
     @property
     def account(self) -> Account:

@@ -49,6 +49,9 @@ class DirectorySettings:
     #: holds those rights. Empty: the service account is used.
     provisioning_bind_dn: str = ""
     provisioning_bind_password: str = ""
+    #: An attribute that names each account's organization (``o``, ``company``,
+    #: ``department``), read into ``AccountDetails.organization``; empty: none read.
+    organization_attribute: str = ""
 
     @property
     def host(self) -> str:

@@ -67,6 +67,15 @@ class Action(StrEnum):
     SESSIONS_ENDED = "sessions_ended"
     #: A request refused before any use case ran (a rate limit); the endpoint is in the details.
     REQUEST = "request"
+    #: A staff role granted to, or revoked from, an account (sspm.account.staff); role and organization in the details.
+    STAFF_GRANT = "staff_grant"
+    STAFF_REVOKE = "staff_revoke"
+    #: A staff member's authenticator proved (a first TOTP code after enrollment), or not.
+    STAFF_TOTP_ENROLL = "staff_totp_enroll"
+    #: A staff member's second factor checked: the outcome says by what (totp, recovery-code) or why not.
+    STAFF_SECOND_FACTOR = "staff_second_factor"
+    #: A staff member's recovery codes (re)issued; the older ones void.
+    STAFF_RECOVERY_CODES = "staff_recovery_codes"
 
     @classmethod
     def recovery_start(cls, purpose: str) -> Action:

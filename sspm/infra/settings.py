@@ -7,17 +7,21 @@ start, and anything wrong stops the app with one line naming the key.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from dotenv import dotenv_values
 
 from connectors import KINDS
 from connectors.settings import DirectorySettings
 from sspm.infra.smtp import SmtpSettings
+from sspm.policy.organizations import BadOrganizationSource, OrganizationSource
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS_FILE = ROOT / "config" / "defaults.env"
@@ -51,6 +55,10 @@ class Settings:
     staff_session_idle_minutes: int
     staff_session_max_hours: int
     staff_reauth_minutes: int
+    #: The Fernet key staff TOTP secrets are encrypted with at rest (see ``staff_totp_key``).
+    staff_totp_key: str
+    #: How an account belongs to an organization (SSPM_ORGANIZATION_FROM; sspm.policy.organizations).
+    organization_from: OrganizationSource
     questions_file: Path
     questions_offered: int
     questions_answered: int
@@ -131,6 +139,14 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         except OSError as exc:
             raise ConfigError(f"{key}_FILE cannot be read: {exc.strerror}") from None
 
+    try:
+        organization_from = OrganizationSource.parse(text("SSPM_ORGANIZATION_FROM"))
+    except BadOrganizationSource as exc:
+        raise ConfigError(f"SSPM_ORGANIZATION_FROM: {exc}") from None
+    totp_key_source = secret_of("SSPM_STAFF_TOTP_KEY")
+    if totp_key_source and len(totp_key_source) < 32:
+        raise ConfigError("SSPM_STAFF_TOTP_KEY must be a random value of at least 32 characters (or empty)")
+
     password = secret_of("LDAP_BIND_PASSWORD")
     ca_file = text("LDAP_CA_FILE")
     directory = DirectorySettings(
@@ -151,6 +167,7 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         provision_base_dn=text("LDAP_PROVISION_BASE_DN"),
         provisioning_bind_dn=text("LDAP_PROVISIONING_BIND_DN"),
         provisioning_bind_password=secret_of("LDAP_PROVISIONING_BIND_PASSWORD"),
+        organization_attribute=organization_from.attribute,
     )
     problems = directory.problems()
     if problems:
@@ -210,6 +227,8 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         staff_session_idle_minutes=number("SSPM_STAFF_SESSION_IDLE_MINUTES"),
         staff_session_max_hours=number("SSPM_STAFF_SESSION_MAX_HOURS"),
         staff_reauth_minutes=number("SSPM_STAFF_REAUTH_MINUTES"),
+        staff_totp_key=staff_totp_key(totp_key_source or secret),
+        organization_from=organization_from,
         questions_file=questions_file,
         questions_offered=number("SSPM_QUESTIONS_OFFERED"),
         questions_answered=answered,
@@ -229,6 +248,20 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         directory_kind=text("DIRECTORY_KIND"),
         directory=directory,
     )
+
+
+def staff_totp_key(source: str) -> str:
+    """The Fernet key for staff TOTP secrets, derived (HKDF-SHA256) from SSPM_STAFF_TOTP_KEY or SSPM_SECRET_KEY.
+
+    Derived, so the cookie-signing secret itself never encrypts anything and
+    either setting can be any long random text. A key of its own lets an
+    operator change SSPM_SECRET_KEY (which signs everyone out) without
+    voiding every staff authenticator, and keep it in a file of its own.
+    """
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"sspm staff totp secrets v1").derive(
+        source.encode()
+    )
+    return base64.urlsafe_b64encode(derived).decode("ascii")
 
 
 def _dns_domain(base_dn: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""SSPM's own store: enrollments, answer hashes, reset tokens, audit events.
+"""SSPM's own store: enrollments, answer hashes, reset tokens, audit events, staff and their grants.
 
 SQLAlchemy on SQLite by default, PostgreSQL by URL. The schema is made and
 evolved only by the Alembic migrations in migrations/ (``migrate()``); the
@@ -18,7 +18,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -162,6 +173,63 @@ class JobRun(Base):
     duration_ms: Mapped[float] = mapped_column(Float)
     #: What the job returned ("sent", "no-recipient"...), or "failed: <exception>".
     outcome: Mapped[str] = mapped_column(String(64))
+
+
+class StaffMember(Base):
+    """A directory account SSPM grants staff roles to (sspm.account.staff), and its second factor.
+
+    Keyed by the account's immutable id, so a renamed account keeps its
+    roles; ``login`` is only what it was found by, for lists. The TOTP
+    secret is stored encrypted (Fernet, key ``Settings.staff_totp_key``): a
+    copy of the database alone does not give anyone's codes.
+    """
+
+    __tablename__ = "staff_member"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), unique=True)
+    login: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The Fernet token of the base32 TOTP secret; None until enrollment starts.
+    totp_secret: Mapped[str | None] = mapped_column(String(512))
+    #: When a first code proved the authenticator holds the secret; until then it is no second factor.
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The TOTP time step of the last code accepted: a code is good once, so one seen over a shoulder is spent.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    grants: Mapped[list[StaffGrant]] = relationship(
+        back_populates="staff", cascade="all, delete-orphan", passive_deletes=True, order_by="StaffGrant.id"
+    )
+    recovery_codes: Mapped[list[StaffRecoveryCode]] = relationship(
+        back_populates="staff", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class StaffGrant(Base):
+    """One role in one organization (``*``: every one, a Super Admin's); see sspm.policy.roles."""
+
+    __tablename__ = "staff_grant"
+    __table_args__ = (UniqueConstraint("staff_id", "role", "organization", name="uq_staff_grant"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    #: As sspm.policy.organizations.key has it.
+    organization: Mapped[str] = mapped_column(String(256), index=True)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    staff: Mapped[StaffMember] = relationship(back_populates="grants")
+
+
+class StaffRecoveryCode(Base):
+    """A one-time code for when the authenticator is lost: its SHA-256 only (the code is random, 80 bits)."""
+
+    __tablename__ = "staff_recovery_code"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    staff: Mapped[StaffMember] = relationship(back_populates="recovery_codes")
 
 
 class Store:
