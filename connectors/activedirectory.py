@@ -427,6 +427,7 @@ class ActiveDirectory(LdapDirectory):
             must_change=standing.must_change,
             password_set_at=standing.password_changed_at,
             expires_at=standing.expires_at,
+            organization=self._organization(attributes),
         )
 
     def _set_disabled(self, account: Account, disabled: bool) -> None:

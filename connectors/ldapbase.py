@@ -20,7 +20,7 @@ import threading
 import time
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from ldap3 import BASE, SUBTREE
@@ -155,6 +155,10 @@ class LdapDirectory(ABC):
             )
         #: Every account SSPM serves: whatever the user filter finds with any login.
         self._every_account = settings.user_filter.format(login="*")
+        #: What :meth:`_details` asks for: its kind's attributes, and the organization's when one is configured.
+        self._detail_attributes = sorted(
+            {*self._DETAIL_ATTRIBUTES, *([settings.organization_attribute] if settings.organization_attribute else [])}
+        )
         self._policy: PasswordPolicy | None = None
         self._policy_read_at = 0.0
         self._policy_lock = threading.Lock()
@@ -259,12 +263,24 @@ class LdapDirectory(ABC):
     def _details(self, entry: dict[str, Any]) -> AccountDetails:
         """An account in full from one search entry holding :attr:`_DETAIL_ATTRIBUTES`."""
 
+    def _organization(self, attributes: Mapping[str, Any]) -> str | None:
+        """The configured organization attribute's (first) value, as text; None when unset or absent."""
+        name = self._settings.organization_attribute
+        value = attributes.get(name) if name else None
+        if isinstance(value, list | tuple):
+            value = value[0] if value else None
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if value is None:
+            return None
+        return str(value).strip() or None
+
     def account_details(self, account_id: str) -> AccountDetails | None:
         query = self._id_filter(account_id)
         if query is None:
             return None
         with self._connections.service() as conn:
-            conn.search(self._settings.base_dn, query, SUBTREE, attributes=list(self._DETAIL_ATTRIBUTES), size_limit=2)
+            conn.search(self._settings.base_dn, query, SUBTREE, attributes=self._detail_attributes, size_limit=2)
             code = conn.result["result"]
             entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
         if code == SIZE_LIMIT_EXCEEDED or len(entries) > 1:
@@ -274,7 +290,7 @@ class LdapDirectory(ABC):
         return self._details(entries[0]) if entries else None
 
     def _read_all(self, query: str, page_size: int) -> Iterator[AccountDetails]:
-        for entries in self._connections.pages(self._settings.base_dn, query, list(self._DETAIL_ATTRIBUTES), page_size):
+        for entries in self._connections.pages(self._settings.base_dn, query, self._detail_attributes, page_size):
             yield from (self._details(entry) for entry in entries)
 
     def search_accounts(self, term: str, *, limit: int = 20, page: str | None = None) -> AccountPage:
@@ -341,9 +357,7 @@ class LdapDirectory(ABC):
         for login in logins:
             query = self._settings.user_filter.format(login=escape_filter_chars(login))
             with self._connections.service() as conn:
-                conn.search(
-                    self._settings.base_dn, query, SUBTREE, attributes=list(self._DETAIL_ATTRIBUTES), size_limit=3
-                )
+                conn.search(self._settings.base_dn, query, SUBTREE, attributes=self._detail_attributes, size_limit=3)
                 code = conn.result["result"]
                 entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
             if code not in (SUCCESS, NO_SUCH_OBJECT, SIZE_LIMIT_EXCEEDED):

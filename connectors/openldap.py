@@ -385,6 +385,7 @@ class OpenLdapDirectory(LdapDirectory):
             must_change=standing.must_change,
             password_set_at=standing.password_changed_at,
             expires_at=standing.expires_at,
+            organization=self._organization(attributes),
         )
 
     def disable_account(self, account: Account) -> None:

@@ -51,7 +51,16 @@ from types import TracebackType
 from typing import IO, Self
 
 from lab import seed
-from lab.seed import DEMO_ACCOUNTS, EXPIRES_IN, MAIL_DOMAIN, MAX_AGE, MAX_FAILURE, PEOPLE_OUS, SeedAccount
+from lab.seed import (
+    DEMO_ACCOUNTS,
+    EXPIRES_IN,
+    MAIL_DOMAIN,
+    MAX_AGE,
+    MAX_FAILURE,
+    ORGANIZATION_ATTRIBUTES,
+    PEOPLE_OUS,
+    SeedAccount,
+)
 
 __all__ = [
     "ADMIN_DN",
@@ -412,6 +421,8 @@ def _person(a: SeedAccount) -> list[tuple[str, str]]:
     ]
     if a.mail is not None:
         attrs.append(("mail", a.mail))
+    if a.organization is not None:
+        attrs.append((ORGANIZATION_ATTRIBUTES["ad"], a.organization))
     return attrs
 
 
@@ -570,6 +581,7 @@ class SambaDC:
             "LDAP_PROVISION_BASE_DN": self.people_dn,
             "LDAP_PROVISIONING_BIND_DN": self.provisioning_dn,
             "LDAP_PROVISIONING_BIND_PASSWORD": self.provisioning_password,
+            "SSPM_ORGANIZATION_FROM": f"attribute:{ORGANIZATION_ATTRIBUTES['ad']}",
         }
 
     @property

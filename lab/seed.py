@@ -45,6 +45,8 @@ class SeedAccount:
     password: str
     state: str
     mail: str | None = None
+    #: The organization the account belongs to (OpenLDAP ``o``, AD ``company``: see ORGANIZATION_ATTRIBUTES).
+    organization: str | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -59,17 +61,32 @@ class SeedAccount:
         return f"uid={self.uid},{PEOPLE_DN}"
 
 
-def _account(uid: str, given: str, sur: str, password: str, state: str, mail: str | None = None) -> SeedAccount:
-    return SeedAccount(uid, given, sur, password, state, mail or f"{uid}@{MAIL_DOMAIN}")
+#: The organizations the lab's accounts belong to: a hospital and a clinic sharing one domain.
+ST_MARY = "st-mary"
+NORTH_CLINIC = "north-clinic"
+#: Where each lab directory keeps an account's organization (SSPM_ORGANIZATION_FROM=attribute:<this>).
+ORGANIZATION_ATTRIBUTES = {"openldap": "o", "ad": "company"}
+
+
+def _account(
+    uid: str,
+    given: str,
+    sur: str,
+    password: str,
+    state: str,
+    mail: str | None = None,
+    organization: str | None = ST_MARY,
+) -> SeedAccount:
+    return SeedAccount(uid, given, sur, password, state, mail or f"{uid}@{MAIL_DOMAIN}", organization)
 
 
 DEMO_ACCOUNTS: tuple[SeedAccount, ...] = (
     _account("jsmith", "John", "Smith", "Winter-Harbour-42", "normal"),
-    _account("lsmith", "Laura", "Smith", "Copper-Meadow-Lantern-17", "normal"),
+    _account("lsmith", "Laura", "Smith", "Copper-Meadow-Lantern-17", "normal", organization=NORTH_CLINIC),
     _account("tnguyen", "Thanh", "Nguyen", "Silver-Canyon-Ember-63", "temporary"),
-    _account("mdubois", "Marie", "Dubois", "Quiet-River-Falcon-28", "expired"),
+    _account("mdubois", "Marie", "Dubois", "Quiet-River-Falcon-28", "expired", organization=NORTH_CLINIC),
     _account("klee", "Kevin", "Lee", "Amber-Tundra-Violet-51", "locked"),
-    _account("rpatel", "Ravi", "Patel", "Granite-Orchid-Pilot-74", "disabled"),
+    _account("rpatel", "Ravi", "Patel", "Granite-Orchid-Pilot-74", "disabled", organization=NORTH_CLINIC),
     _account("achen", "Alice", "Chen", "Velvet-Summit-Harbor-39", "expiring"),
     # mail is IA5String: a non-ASCII person still needs an ASCII address.
     _account(
@@ -79,7 +96,18 @@ DEMO_ACCOUNTS: tuple[SeedAccount, ...] = (
         "Crimson-Glacier-Meadow-86",
         "normal",
         f"eloise.cote@{MAIL_DOMAIN}",
+        organization=NORTH_CLINIC,
     ),
+)
+
+#: Accounts the demo makes staff (lab/demo.py grants their roles), beside DEMO_ACCOUNTS;
+#: kept apart so the tests' accounts-by-state and search expectations stay as they are.
+STAFF_ACCOUNTS: tuple[SeedAccount, ...] = (
+    _account("super1", "Sam", "Superadmin", "Harbor-Beacon-Summit-61", "normal", organization=None),
+    _account("admin1", "Ada", "Admin", "Falcon-Pebble-Orchard-35", "normal"),
+    _account("manager1", "Manon", "Manager", "Cedar-Ripple-Lantern-47", "normal"),
+    _account("helpdesk1", "Hugo", "Helpdesk", "Maple-Comet-Violet-82", "normal"),
+    _account("helpdesk2", "Nadia", "Northdesk", "Tundra-Quill-Harbor-29", "normal", organization=NORTH_CLINIC),
 )
 
 
@@ -205,6 +233,8 @@ def _person(a: SeedAccount, now: datetime) -> list[tuple[str, str]]:
     ]
     if a.mail is not None:
         attrs.append(("mail", a.mail))
+    if a.organization is not None:
+        attrs.append((ORGANIZATION_ATTRIBUTES["openldap"], a.organization))
     # Without pwdChangedTime an entry never expires.
     attrs += [("userPassword", ssha(a.password)), ("pwdChangedTime", gentime(changed))]
     if a.state == "temporary":

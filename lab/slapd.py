@@ -21,6 +21,7 @@ from lab.seed import (
     BASE_DN,
     DEFAULT_POLICY_DN,
     DEMO_ACCOUNTS,
+    ORGANIZATION_ATTRIBUTES,
     PEOPLE_DN,
     PROVISIONING_DN,
     SERVICE_DN,
@@ -134,6 +135,7 @@ class Slapd:
             "LDAP_PROVISION_BASE_DN": self.people_dn,
             "LDAP_PROVISIONING_BIND_DN": self.provisioning_dn,
             "LDAP_PROVISIONING_BIND_PASSWORD": self.provisioning_password,
+            "SSPM_ORGANIZATION_FROM": f"attribute:{ORGANIZATION_ATTRIBUTES['openldap']}",
         }
 
     def stop(self) -> None:

@@ -25,6 +25,7 @@ from connectors import open_directory
 from connectors.directory import Account, Directory
 from connectors.settings import DirectorySettings
 from lab import SeedAccount, Slapd, samba
+from lab.seed import ORGANIZATION_ATTRIBUTES
 from lab.seed import PEOPLE_DN as OPENLDAP_PEOPLE_DN
 from lab.slapd import USER_FILTER as OPENLDAP_USER_FILTER
 
@@ -142,6 +143,7 @@ def openldap_lab(slapd: Slapd, accounts: dict[str, SeedAccount]) -> RoleLab:
         provision_base_dn=OPENLDAP_PEOPLE_DN,
         provisioning_bind_dn=slapd.provisioning_dn,
         provisioning_bind_password=slapd.provisioning_password,
+        organization_attribute=ORGANIZATION_ATTRIBUTES["openldap"],
     )
     port = int(slapd.ldaps_url.rsplit(":", 1)[1])
     return RoleLab("openldap", accounts, settings, "127.0.0.1", port, slapd.root_dn, slapd.root_password)
@@ -158,6 +160,7 @@ def ad_lab(dc: samba.SambaDC, accounts: dict[str, SeedAccount]) -> RoleLab:
         provision_base_dn=dc.people_dn,
         provisioning_bind_dn=dc.provisioning_dn,
         provisioning_bind_password=dc.provisioning_password,
+        organization_attribute=ORGANIZATION_ATTRIBUTES["ad"],
     )
     return RoleLab("ad", accounts, settings, dc.address, 636, dc.admin_dn, dc.admin_password)
 
