@@ -9,7 +9,6 @@ every state (lab/seed.py, lab/samba.py); nothing here is faked or patched.
 from __future__ import annotations
 
 import abc
-import os
 import re
 import signal
 import ssl
@@ -28,7 +27,6 @@ import pytest
 import connectors
 from connectors import ad_codes, open_directory
 from connectors.directory import (
-    Account,
     Directory,
     DirectoryMisconfigured,
     DirectoryUnavailable,
@@ -38,6 +36,7 @@ from connectors.directory import (
 from connectors.guard import Guard
 from lab import SeedAccount, Slapd, free_port, make_pki, samba
 from sspm.infra.settings import Settings
+from tests.contract.labs import account_of, established_connections_to
 from tests.support import settings_for  # the one way tests build settings
 
 NO_ENV_FILE = Path("/nonexistent/.env")
@@ -261,35 +260,6 @@ def lab(request: pytest.FixtureRequest) -> Iterator[DirectoryLab]:
 @pytest.fixture
 def directory(lab: DirectoryLab) -> Directory:
     return lab.connect()
-
-
-def established_connections_to(port: int) -> int:
-    """This process's TCP connections to ``port`` that are open right now (Linux).
-
-    Only sockets this process owns count: another run on the machine (a
-    benchmark, a second DC) talking to the same port must not.
-    """
-    own = set()
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            own.add(target[len("socket:[") : -1])
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-        if remote_port == port and fields[3] == "01" and fields[9] in own:  # 01 = ESTABLISHED
-            count += 1
-    return count
-
-
-def account_of(directory: Directory, person: SeedAccount) -> Account:
-    account = directory.find_account(person.uid)
-    assert account is not None, f"{person.uid} should be in the directory"
-    return account
 
 
 def verdict(directory: Directory, login: str, password: str) -> Outcome:
