@@ -5,20 +5,29 @@
 and the database all work, before serving anyone.
 ``python -m sspm audit verify``: walk the audit trail's hash chain and name
 the first row that was altered, removed or inserted (exit code 1).
+``python -m sspm staff grant LOGIN ROLE [--organization ORG]``, ``staff revoke
+...`` and ``staff list``: the first Super Admin (and any grant) from the
+server's command line, audited with the operator's OS user as the actor;
+every later grant can be made in the console.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 
 from connectors.directory import DirectoryError
+from sspm.account import staff
 from sspm.account.audit import check_chain
 from sspm.infra import settings as settings_module
 from sspm.infra.services import build
 from sspm.infra.settings import ConfigError
 from sspm.infra.state import StateUnavailable
 from sspm.infra.store import Store, head_revision, migrate
+from sspm.policy import logins, organizations
+from sspm.policy.actor import Actor
+from sspm.policy.roles import BadGrant, Role
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="create or upgrade the database schema")
     audit = commands.add_parser("audit", help="the audit trail")
     audit.add_argument("audit_command", choices=["verify"], help="walk the hash chain and report the first break")
+    staff_parser = commands.add_parser("staff", help="staff roles: grant, revoke, list")
+    staff_commands = staff_parser.add_subparsers(dest="staff_command", required=True)
+    for name, says in (("grant", "give a directory account a staff role"), ("revoke", "take a staff role away")):
+        one = staff_commands.add_parser(name, help=says)
+        one.add_argument("login", help="the account's email or user name, as they sign in with")
+        one.add_argument("role", choices=[role.value for role in Role])
+        one.add_argument("--organization", help="the organization the role is for (every role but super-admin)")
+    staff_commands.add_parser("list", help="everyone holding a staff role")
     arguments = parser.parse_args(argv)
     try:
+        if arguments.command == "staff":
+            return staff_command(arguments)
         if arguments.command == "migrate":
             migrate(settings_module.load().database_url)
             print("sspm: database schema is current")
@@ -42,6 +61,43 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("sspm: configuration, directory, Redis and database OK")
     return 0
+
+
+def staff_command(arguments: argparse.Namespace) -> int:
+    """Grant, revoke or list staff roles, as the operator at this server's console."""
+    services = build(settings_module.load())
+    try:
+        if arguments.staff_command == "list":
+            for member in staff.all_staff(services.store):
+                held = ", ".join(f"{g.role.value} ({_where(g.organization)})" for g in member.grants)
+                second = "TOTP set up" if member.totp_confirmed else "no TOTP yet"
+                print(f"{member.login}\t{held}\t{second}")
+            return 0
+        account = services.directory.find_account(logins.spelling(arguments.login))
+        if account is None:
+            print(f"sspm: no account {arguments.login!r} in the directory", file=sys.stderr)
+            return 1
+        act = staff.grant if arguments.staff_command == "grant" else staff.revoke
+        try:
+            done = act(
+                services.store,
+                Actor.operator(getpass.getuser()),
+                account=account,
+                role=arguments.role,
+                organization=arguments.organization,
+            )
+        except BadGrant:
+            print(f"sspm: {arguments.role} is granted in an organization: add --organization", file=sys.stderr)
+            return 2
+        where = "*" if arguments.role == Role.SUPER_ADMIN else organizations.key(arguments.organization)
+        print(f"sspm: {done.value}: {arguments.role} in {_where(where)} for {account.username} ({account.id})")
+        return 0
+    finally:
+        services.close()
+
+
+def _where(organization: str) -> str:
+    return "every organization" if organization == "*" else organization
 
 
 def verify_audit(database_url: str) -> int:

@@ -1,0 +1,116 @@
+"""``python -m sspm staff``: how the first Super Admin is made, at the server's command line.
+
+Run as an operator runs it (a process of its own, the settings in its
+environment, the lab's slapd), then read back what it wrote: the grants
+and the audit rows, whose actor is the operator's OS user.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connectors import open_directory
+from lab import SeedAccount, Slapd
+from lab.env import sspm_environ
+from sspm.infra.store import AuditEvent, Store
+from tests.support import Backing, settings_for
+
+ROOT = Path(__file__).resolve().parents[2]
+#: A guard against a hung command, not a measure.
+PATIENCE = 60.0
+
+
+def sspm(slapd: Slapd, backing: Backing, *arguments: str) -> subprocess.CompletedProcess[str]:
+    environ = sspm_environ(
+        slapd, redis_url=backing.redis_url, database_url=backing.database_url, smtp_port=backing.smtp_port
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "sspm", *arguments],
+        cwd=ROOT,
+        env={**os.environ, **environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        check=False,
+    )
+
+
+def id_of(slapd: Slapd, person: SeedAccount) -> str:
+    directory = open_directory("openldap", settings_for(slapd).directory)
+    try:
+        account = directory.find_account(person.uid)
+        assert account is not None
+        return account.id
+    finally:
+        directory.close()
+
+
+@pytest.mark.both_databases
+def test_an_operator_grants_lists_and_revokes_roles_and_the_audit_trail_names_them(
+    slapd: Slapd, backing: Backing, accounts: dict[str, SeedAccount]
+) -> None:
+    john, laura = accounts["normal"], accounts["other"]
+    done = sspm(slapd, backing, "staff", "grant", john.mail or "", "super-admin")
+    assert (done.returncode, done.stderr) == (0, "")
+    john_id = id_of(slapd, john)
+    assert done.stdout.strip() == f"sspm: granted: super-admin in every organization for jsmith ({john_id})"
+    again = sspm(slapd, backing, "staff", "grant", "JSmith", "super-admin")
+    assert again.stdout.startswith("sspm: unchanged: super-admin"), "found by user name too, any case"
+    laura_grant = sspm(slapd, backing, "staff", "grant", "lsmith", "helpdesk", "--organization", "North-Clinic")
+    assert laura_grant.stdout.startswith("sspm: granted: helpdesk in north-clinic for lsmith")
+
+    listed = sspm(slapd, backing, "staff", "list")
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines() == [
+        "jsmith@partners.example\tsuper-admin (every organization)\tno TOTP yet",
+        "lsmith@partners.example\thelpdesk (north-clinic)\tno TOTP yet",
+    ]
+
+    revoked = sspm(slapd, backing, "staff", "revoke", "lsmith", "helpdesk", "--organization", "north-clinic")
+    assert revoked.stdout.startswith("sspm: revoked: helpdesk in north-clinic for lsmith")
+    assert sspm(slapd, backing, "staff", "list").stdout.splitlines() == [
+        "jsmith@partners.example\tsuper-admin (every organization)\tno TOTP yet"
+    ]
+
+    store = Store(backing.database_url)
+    try:
+        with store.session() as session:
+            rows = session.execute(
+                select(
+                    AuditEvent.actor_kind,
+                    AuditEvent.actor_id,
+                    AuditEvent.action,
+                    AuditEvent.outcome,
+                    AuditEvent.account_id,
+                    AuditEvent.details,
+                ).order_by(AuditEvent.seq)
+            ).all()
+    finally:
+        store.close()
+    me = getpass.getuser()
+    laura_id = id_of(slapd, laura)
+    assert [tuple(r) for r in rows] == [
+        ("operator", me, "staff_grant", "granted", john_id, {"role": "super-admin", "organization": "*"}),
+        ("operator", me, "staff_grant", "unchanged", john_id, {"role": "super-admin", "organization": "*"}),
+        ("operator", me, "staff_grant", "granted", laura_id, {"role": "helpdesk", "organization": "north-clinic"}),
+        ("operator", me, "staff_revoke", "revoked", laura_id, {"role": "helpdesk", "organization": "north-clinic"}),
+    ]
+    assert sspm(slapd, backing, "audit", "verify").returncode == 0
+
+
+def test_what_the_command_cannot_do_it_says_in_one_line(slapd: Slapd, backing: Backing) -> None:
+    unknown = sspm(slapd, backing, "staff", "grant", "nobody@partners.example", "admin", "--organization", "st-mary")
+    assert (unknown.returncode, unknown.stderr) == (1, "sspm: no account 'nobody@partners.example' in the directory\n")
+    no_org = sspm(slapd, backing, "staff", "grant", "jsmith", "helpdesk")
+    assert no_org.returncode == 2
+    assert no_org.stderr == "sspm: helpdesk is granted in an organization: add --organization\n"
+    bad_role = sspm(slapd, backing, "staff", "grant", "jsmith", "root")
+    assert bad_role.returncode == 2 and "invalid choice: 'root'" in bad_role.stderr
+    assert sspm(slapd, backing, "staff", "list").stdout == ""
