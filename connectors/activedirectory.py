@@ -95,6 +95,7 @@ _STATUS_ATTRIBUTES = [
     "accountExpires",
     "lockoutTime",
     "badPwdCount",
+    "badPasswordTime",
     "pwdLastSet",
     "msDS-UserPasswordExpiryTimeComputed",
 ]
@@ -166,15 +167,19 @@ def _standing(attributes: dict[str, object]) -> AccountStatus:
     # The computed attribute knows whether the lock still lasts (lockoutDuration).
     locked = bool(_number(attributes, "msDS-User-Account-Control-Computed") & ad_codes.UF_LOCKOUT)
     last_set = _number(attributes, "pwdLastSet")
+    failures = _number(attributes, "badPwdCount")
+    # badPasswordTime outlives the count (a good sign-in zeroes badPwdCount only): said while it counts.
+    last_failure = _moment(attributes, "badPasswordTime") if failures else None
     return AccountStatus(
         locked=locked and not disabled,
         locked_since=_moment(attributes, "lockoutTime") if locked and not disabled else None,
-        failures=_number(attributes, "badPwdCount"),
+        failures=failures,
         disabled=disabled,
         must_change=last_set == 0,
         password_changed_at=_moment(attributes, "pwdLastSet"),
         # 0 when must_change (no expiry of its own), "never" for DONT_EXPIRE_PASSWD.
         expires_at=_moment(attributes, "msDS-UserPasswordExpiryTimeComputed"),
+        failure_times=(last_failure,) if last_failure else (),
     )
 
 
@@ -428,6 +433,9 @@ class ActiveDirectory(LdapDirectory):
             password_set_at=standing.password_changed_at,
             expires_at=standing.expires_at,
             organization=self._organization(attributes),
+            locked_since=standing.locked_since,
+            failures=standing.failures,
+            failure_times=standing.failure_times,
         )
 
     def _set_disabled(self, account: Account, disabled: bool) -> None:

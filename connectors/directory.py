@@ -130,6 +130,11 @@ class AccountStatus:
     must_change: bool
     password_changed_at: datetime | None
     expires_at: datetime | None
+    #: When the wrong passwords the directory still counts were typed, oldest
+    #: first, so a helpdesk can tell a typo this morning from a night of
+    #: guesses: every one on OpenLDAP (``pwdFailureTime``), only the last on
+    #: Active Directory (``badPasswordTime``), which keeps no more.
+    failure_times: tuple[datetime, ...] = ()
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -252,6 +257,12 @@ class AccountDetails:
     #: names, as the directory has it; None when none is configured or the
     #: account has none. (Where SSPM reads organizations from OUs, ``location`` says.)
     organization: str | None = None
+    #: The lockout insight a helpdesk gives a caller, as :class:`AccountStatus` has it:
+    #: since when the lock lasts (None when not locked), the wrong passwords still
+    #: counted, and when they were typed.
+    locked_since: datetime | None = None
+    failures: int = 0
+    failure_times: tuple[datetime, ...] = ()
 
     @property
     def account(self) -> Account:

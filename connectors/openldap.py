@@ -315,6 +315,7 @@ class OpenLdapDirectory(LdapDirectory):
         changed = when("pwdChangedTime")
         expires = changed + timedelta(days=policy.max_age_days) if changed and policy.max_age_days else None
         failures = attributes.get("pwdFailureTime") or []
+        failed_at = [failures] if isinstance(failures, str) else failures if isinstance(failures, list) else []
         return AccountStatus(
             locked=locked and not disabled,
             locked_since=locked_since if locked else None,
@@ -323,6 +324,7 @@ class OpenLdapDirectory(LdapDirectory):
             must_change=(_first(attributes, "pwdReset") or "").upper() == "TRUE",
             password_changed_at=changed,
             expires_at=expires,
+            failure_times=tuple(sorted(parse_generalized_time(str(t)) for t in failed_at)),
         )
 
     def unlock(self, account: Account) -> Outcome:
@@ -386,6 +388,9 @@ class OpenLdapDirectory(LdapDirectory):
             password_set_at=standing.password_changed_at,
             expires_at=standing.expires_at,
             organization=self._organization(attributes),
+            locked_since=standing.locked_since,
+            failures=standing.failures,
+            failure_times=standing.failure_times,
         )
 
     def disable_account(self, account: Account) -> None:

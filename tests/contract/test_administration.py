@@ -15,6 +15,7 @@ import pytest
 import connectors
 from connectors.directory import AccountDetails, Directory, DirectoryMisconfigured, Outcome
 from lab import SeedAccount, samba
+from lab.seed import MAX_FAILURE as LOCK_AFTER
 from tests.contract import labs
 from tests.contract.labs import NEW_PASSWORD, TEMPORARY_PASSWORD, RoleLab, account_of
 
@@ -169,6 +170,49 @@ def test_an_account_in_full_says_who_it_is_where_and_in_what_state(role_lab: Rol
     assert again is not None
     assert again.phone == "+33 1 23 45 67 89"
     assert again.must_change
+
+
+def test_the_lockout_insight_says_since_when_how_many_failures_and_when(
+    role_lab: RoleLab, directory: Directory
+) -> None:
+    """What a helpdesk tells a caller: OpenLDAP keeps every failure's time, AD only the last one's."""
+    kevin = directory.account_details(account_of(directory, role_lab.accounts["locked"]).id)
+    assert kevin is not None
+    assert kevin.locked
+    assert kevin.locked_since is not None
+    assert kevin.failures == LOCK_AFTER
+    assert len(kevin.failure_times) == (LOCK_AFTER if role_lab.kind == "openldap" else 1)
+    assert list(kevin.failure_times) == sorted(kevin.failure_times)
+    # Seeded as five wrong passwords that ended in the lock.
+    assert all(abs(t - kevin.locked_since) < timedelta(minutes=1) for t in kevin.failure_times)
+    status = directory.status(kevin.account)
+    assert (status.locked_since, status.failures, status.failure_times) == (
+        kevin.locked_since,
+        kevin.failures,
+        kevin.failure_times,
+    )
+
+    john = role_lab.accounts["normal"]
+    clean = directory.account_details(account_of(directory, john).id)
+    assert clean is not None
+    assert (clean.locked_since, clean.failures, clean.failure_times) == (None, 0, ())
+
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    assert directory.verify_password(john.uid, "Wrong-Guess-0000")[1].outcome is Outcome.BAD_CREDENTIALS
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    failed = directory.account_details(clean.id)
+    assert failed is not None
+    assert not failed.locked
+    assert failed.locked_since is None
+    assert failed.failures == 1
+    assert len(failed.failure_times) == 1
+    assert before <= failed.failure_times[0] <= after
+
+    # Unlocking ends the count, and what it remembered, with the lock.
+    assert directory.unlock(kevin.account) is Outcome.OK
+    unlocked = directory.account_details(kevin.id)
+    assert unlocked is not None
+    assert (unlocked.locked, unlocked.locked_since, unlocked.failures, unlocked.failure_times) == (False, None, 0, ())
 
 
 @pytest.mark.parametrize(
