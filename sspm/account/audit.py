@@ -76,6 +76,11 @@ class Action(StrEnum):
     STAFF_SECOND_FACTOR = "staff_second_factor"
     #: A staff member's recovery codes (re)issued; the older ones void.
     STAFF_RECOVERY_CODES = "staff_recovery_codes"
+    #: The staff console's sign-in (password, then second factor), re-authentication before a sensitive action,
+    #: and sign-out; the outcome says how each ended.
+    STAFF_SIGN_IN = "staff_sign_in"
+    STAFF_REAUTH = "staff_reauth"
+    STAFF_SIGN_OUT = "staff_sign_out"
 
     @classmethod
     def recovery_start(cls, purpose: str) -> Action:
