@@ -57,6 +57,9 @@ class Reason(StrEnum):
     ANSWER_CONTAINS_PASSWORD = "answer_contains_password"  # noqa: S105 (a reason, not a password)
     # Limits.
     RATE_LIMITED = "rate_limited"
+    # Staff sign-in.
+    STAFF_CODE_WRONG = "staff_code_wrong"
+    STAFF_REAUTH_REFUSED = "staff_reauth_refused"
 
 
 #: Reasons about the new password: said next to that field.

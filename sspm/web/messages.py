@@ -68,6 +68,14 @@ REASONS: dict[Reason, LazyString] = {
     ),
     Reason.LINK_GONE: _l("This link no longer works. Ask for a new one."),
     Reason.RATE_LIMITED: _l("Too many attempts. For your security, wait a few minutes before you try again."),
+    Reason.STAFF_CODE_WRONG: _l(
+        "This code is not right, or it was already used. Type the code your authenticator app shows now, "
+        "or one of your unused recovery codes."
+    ),
+    Reason.STAFF_REAUTH_REFUSED: _l(
+        "The password or the code is not right. Type your password again, and the code your authenticator app "
+        "shows now (or an unused recovery code)."
+    ),
 }
 
 
