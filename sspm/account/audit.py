@@ -57,6 +57,8 @@ class Action(StrEnum):
     RESET_BY_EMAIL = "reset_by_email"
     #: Staff set a user's password (the helpdesk, after verifying the caller).
     HELPDESK_RESET = "helpdesk_reset"
+    #: Staff opened an account's details in the helpdesk (merely viewing is audited; what one opened, one may audit).
+    HELPDESK_VIEW = "helpdesk_view"
     EMAIL_RESET_LINK = "email_reset_link"
     EMAIL_PASSWORD_CHANGED = "email_password_changed"  # noqa: S105 (an email's name, not a password)
     EMAIL_PASSWORD_RESET = "email_password_reset"  # noqa: S105
