@@ -20,25 +20,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import pyotp
 
 from connectors import KINDS, open_directory
 from lab import samba
 from lab.enrollment import DEMO_ANSWERS, seed_enrollment
 from lab.env import sspm_environ
 from lab.redis import start_redis
-from lab.seed import DEMO_ACCOUNTS, MAIL_DOMAIN, PEOPLE_DN
+from lab.seed import DEMO_ACCOUNTS, MAIL_DOMAIN, NORTH_CLINIC, PEOPLE_DN, ST_MARY, STAFF_ACCOUNTS
 from lab.slapd import Slapd, start_slapd
 from lab.smtp import start_smtp
+from sspm.account import staff
 from sspm.infra.settings import ROOT as SSPM_ROOT
 from sspm.infra.settings import load
 from sspm.infra.store import Store, migrate
+from sspm.policy.actor import Actor
 from sspm.policy.questions import AnswerHasher, Catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,10 +77,14 @@ def _start_directory(kind: str) -> Slapd | samba.SambaDC:
     """The demo's directory, as it was left last time (seeded the first time)."""
     if kind == "ad":
         return samba.start_kept_samba(
-            _data(kind) / "directory", cache=samba.default_cache(), max_runtime=SAMBA_MAX_RUNTIME
+            _data(kind) / "directory",
+            cache=samba.default_cache(),
+            max_runtime=SAMBA_MAX_RUNTIME,
+            accounts=(*DEMO_ACCOUNTS, *STAFF_ACCOUNTS),
         )
     return start_slapd(
         DEMO / "directory",
+        (*DEMO_ACCOUNTS, *STAFF_ACCOUNTS),
         ldaps_port=int(os.environ.get("DEMO_LDAPS_PORT", "10636")),
         ldap_port=int(os.environ.get("DEMO_LDAP_PORT", "10389")),
         reuse=True,
@@ -110,6 +122,86 @@ def _enroll_demo_users(environ: dict[str, str]) -> None:
     finally:
         directory.close()
         store.close()
+
+
+#: The demo's staff: one in every role (user name, role, organization), on STAFF_ACCOUNTS.
+DEMO_STAFF: tuple[tuple[str, str, str | None], ...] = (
+    ("super1", "super-admin", None),
+    ("admin1", "admin", ST_MARY),
+    ("manager1", "assigning-manager", ST_MARY),
+    ("helpdesk1", "helpdesk", ST_MARY),
+    ("helpdesk2", "helpdesk", NORTH_CLINIC),
+)
+
+
+@dataclass(frozen=True)
+class DemoStaff:
+    """One demo staff member as printed: how to sign in, as what, and the authenticator's secret."""
+
+    login: str
+    password: str
+    role: str
+    organization: str | None
+    #: The TOTP secret (base32) to put in an authenticator; empty when unknown (see ``seed_demo_staff``).
+    totp_secret: str
+
+    def code_command(self) -> str:
+        """A command that prints the current code, for a tester without an authenticator at hand."""
+        program = f'import pyotp; print(pyotp.TOTP("{self.totp_secret}").now())'
+        return f"{shlex.quote(sys.executable)} -c {shlex.quote(program)}"
+
+
+def seed_demo_staff(environ: dict[str, str], data: Path) -> list[DemoStaff]:
+    """Grant the demo staff their roles and a confirmed TOTP, once; what to print about them.
+
+    Granted as an operator would (``python -m sspm staff grant``), so the
+    audit trail shows it. The authenticator is confirmed with the code of
+    the step before now, so the code a tester types next is still fresh.
+    SSPM keeps only the encrypted secret: the demo keeps the plain one in
+    ``data/staff-totp.json`` to print it again at each start.
+    """
+    settings = load(env_file=DEMO / "none.env", environ=environ)
+    kept_file = data / "staff-totp.json"
+    kept: dict[str, str] = json.loads(kept_file.read_text()) if kept_file.exists() else {}
+    store = Store(settings.database_url)
+    directory = open_directory(settings.directory_kind, settings.directory)
+    operator = Actor.operator("demo")
+    passwords = {a.uid: a.password for a in STAFF_ACCOUNTS}
+    shown: list[DemoStaff] = []
+    try:
+        for uid, role, organization in DEMO_STAFF:
+            account = directory.find_account(uid)
+            if account is None:  # a demo directory seeded before there were staff
+                continue
+            staff.grant(store, operator, account=account, role=role, organization=organization)
+            member = staff.staff_of(store, account.id)
+            assert member is not None
+            if not member.totp_confirmed:
+                secret, _uri = staff.begin_totp(store, member, key=settings.staff_totp_key)
+                previous = pyotp.TOTP(secret).at(time.time() - 30)
+                staff.confirm_totp(store, member, previous, key=settings.staff_totp_key, actor=operator)
+                kept[uid] = secret
+            shown.append(DemoStaff(uid, passwords[uid], role, organization, kept.get(uid, "")))
+    finally:
+        directory.close()
+        store.close()
+    kept_file.write_text(json.dumps(kept, indent=1))
+    kept_file.chmod(0o600)
+    return shown
+
+
+def staff_table(members: list[DemoStaff]) -> str:
+    """The staff block the demo prints: logins, passwords, roles, secrets, and a code command each."""
+    if not members:
+        return "  (this demo directory was seeded before there were staff accounts: rm -r .demo to reseed)"
+    rows = [f"  {'user name':<10} {'password':<24} {'role':<18} {'organization':<13} TOTP secret"]
+    for m in members:
+        where = m.organization or "every one"
+        secret = m.totp_secret or "(unknown: rm -r .demo to reseed)"
+        rows.append(f"  {m.login:<10} {m.password:<24} {m.role:<18} {where:<13} {secret}")
+    rows.append("The current code for each (or add the secret to any authenticator app):")
+    rows += [f"  {m.login:<10} {m.code_command()}" for m in members if m.totp_secret]
+    return "\n".join(rows)
 
 
 def _answers_table() -> str:
@@ -210,6 +302,7 @@ def main() -> int:
             SSPM_PUBLIC_BASE_URL=base_url,
         )
         _enroll_demo_users(sspm_env)
+        demo_staff = seed_demo_staff(sspm_env, data)
         environ = {**os.environ, **sspm_env}
         print(
             f"\nSSPM demo: PARTNERS directory ({_DIRECTORY_NAMES[args.directory]}) at {directory.ldaps_url}, "
@@ -224,6 +317,9 @@ def main() -> int:
             f"{_answers_table()}\n"
             f"(Forgot Password: lsmith. Unlock Account: klee, who is locked. "
             f"Any other user name gets decoy questions.)\n\n"
+            f"Staff console at {base_url}/staff (user name and password, then the TOTP code):\n"
+            f"{staff_table(demo_staff)}\n"
+            f"(Elsewhere staff are made with: python -m sspm staff grant <email> <role> --organization <org>.)\n\n"
             f"Emails (reset links, notifications) are caught locally: each lands as a .eml file in {data / 'mail'}\n"
             f"\nCtrl-C stops the demo.\n",
             flush=True,

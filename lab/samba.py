@@ -646,7 +646,13 @@ def start_samba(
 KEPT_ADDRESSES = tuple(f"127.0.0.{host}" for host in range(2, 18))
 
 
-def start_kept_samba(workdir: Path, *, cache: Path | None = None, max_runtime: int = 1800) -> SambaDC:
+def start_kept_samba(
+    workdir: Path,
+    *,
+    cache: Path | None = None,
+    max_runtime: int = 1800,
+    accounts: Iterable[SeedAccount] = DEMO_ACCOUNTS,
+) -> SambaDC:
     """A DC whose domain lives on in ``workdir`` (the demo's): a changed password stays changed.
 
     The first time, a snapshot is made (the accounts in their states as of
@@ -659,7 +665,7 @@ def start_kept_samba(workdir: Path, *, cache: Path | None = None, max_runtime: i
         workdir.parent.mkdir(parents=True, exist_ok=True)
         making = Path(tempfile.mkdtemp(prefix=f".{workdir.name}-", dir=workdir.parent))
         try:
-            snapshot = make_snapshot(making, cache=cache, addresses=KEPT_ADDRESSES)
+            snapshot = make_snapshot(making, cache=cache, addresses=KEPT_ADDRESSES, accounts=accounts)
             shutil.rmtree(workdir, ignore_errors=True)
             snapshot.directory.rename(workdir)
             _rehome(workdir)

@@ -17,9 +17,15 @@ import pytest
 from sqlalchemy import select
 
 from connectors import open_directory
-from lab import SeedAccount, Slapd
+from lab import Pki, SeedAccount, Slapd, start_slapd
+from lab.demo import seed_demo_staff, staff_table
 from lab.env import sspm_environ
+from lab.seed import DEMO_ACCOUNTS, STAFF_ACCOUNTS
+from sspm.account import staff
+from sspm.infra.settings import load
 from sspm.infra.store import AuditEvent, Store
+from sspm.policy.actor import Actor, ActorKind
+from sspm.policy.roles import Grant
 from tests.support import Backing, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,3 +120,44 @@ def test_what_the_command_cannot_do_it_says_in_one_line(slapd: Slapd, backing: B
     bad_role = sspm(slapd, backing, "staff", "grant", "jsmith", "root")
     assert bad_role.returncode == 2 and "invalid choice: 'root'" in bad_role.stderr
     assert sspm(slapd, backing, "staff", "list").stdout == ""
+
+
+def test_the_demo_seeds_staff_in_every_role_with_a_working_authenticator(
+    tmp_path: Path, pki: Pki, backing: Backing
+) -> None:
+    """What the demo prints is enough to sign in: each secret's printed command gives a code SSPM accepts once."""
+    with start_slapd(tmp_path / "directory", (*DEMO_ACCOUNTS, *STAFF_ACCOUNTS), pki=pki) as directory_server:
+        environ = sspm_environ(directory_server, redis_url=backing.redis_url, database_url=backing.database_url)
+        shown = seed_demo_staff(environ, tmp_path)
+        assert [(m.login, m.role, m.organization) for m in shown] == [
+            ("super1", "super-admin", None),
+            ("admin1", "admin", "st-mary"),
+            ("manager1", "assigning-manager", "st-mary"),
+            ("helpdesk1", "helpdesk", "st-mary"),
+            ("helpdesk2", "helpdesk", "north-clinic"),
+        ]
+        table = staff_table(shown)
+        for member in shown:
+            assert f"{member.login:<10} {member.password:<24}" in table and member.totp_secret in table
+        assert seed_demo_staff(environ, tmp_path) == shown, "a restart prints the same secrets and grants nothing new"
+
+        settings = load(env_file=Path("/nonexistent/.env"), environ=environ)
+        store = Store(backing.database_url)
+        connector = open_directory("openldap", settings.directory)
+        try:
+            for member in shown:
+                account = connector.find_account(member.login)
+                assert account is not None
+                held = staff.staff_of(store, account.id)
+                assert held is not None and held.totp_confirmed
+                assert set(held.grants) == {Grant.of(member.role, member.organization)}
+                printed = f"  {member.login:<10} {member.code_command()}"
+                assert printed in table
+                done = subprocess.run(["bash", "-c", member.code_command()], capture_output=True, text=True, check=True)
+                code = done.stdout.strip()
+                me = Actor(ActorKind.STAFF, id=account.id)
+                assert staff.verify_second_factor(store, held, code, key=settings.staff_totp_key, actor=me) == "totp"
+                assert staff.verify_second_factor(store, held, code, key=settings.staff_totp_key, actor=me) is None
+        finally:
+            connector.close()
+            store.close()
