@@ -50,14 +50,19 @@ def staff_member() -> Staff:
     """
     found = signed_in_staff()
     if found is None:
+        principal = current_staff()
+        if principal is not None and principal.mfa:
+            # Signed in, but no longer staff (revoked, or removed): the session is worth nothing now.
+            end_staff_session(services().state)
         abort(_to_signin())
     return found
 
 
 def signed_in_staff() -> Staff | None:
-    """:func:`staff_member`, or None instead of ending the request (for navigation and page furniture).
+    """:func:`staff_member`'s answer, or None instead of ending the request (navigation, page furniture).
 
-    A session whose member lost every grant is ended here too.
+    Only reads: it never ends a session, so an error page or a context
+    processor has no side effect; :func:`staff_member` does that.
     """
     memo = g.get(_MEMO, None)
     if memo is not None:
@@ -71,11 +76,7 @@ def _read() -> Staff | None:
     principal = current_staff()
     if principal is None or not principal.mfa:
         return None
-    found = staff_of(services().store, principal.staff_id)
-    if found is None:
-        # Revoked while signed in: the session is worth nothing now, and it says so server side.
-        end_staff_session(services().state)
-    return found
+    return staff_of(services().store, principal.staff_id)
 
 
 def _to_signin() -> Response:
