@@ -199,6 +199,7 @@ def code() -> tuple[str, int] | Response:
             _signed_in_fully(member)
             return redirect(safe_next(form.next.data), code=303)
         reason = Reason.STAFF_CODE_WRONG
+    form.code.data = ""  # a code is never sent back into a page: the next one is typed fresh
     page = render_template("staff/code.html", form=form, message=explain(form, reason))
     return page, status_for(form, reason)
 
@@ -266,6 +267,7 @@ def reauthenticate() -> tuple[str, int] | Response:
             if not staff_reauthenticated(the.state):
                 return _to("staff.signin", form.next.data)
             return redirect(safe_next(form.next.data), code=303)
+    form.code.data = ""
     page = render_template("staff/reauth.html", form=form, message=explain(form, reason))
     return page, status_for(form, reason)
 

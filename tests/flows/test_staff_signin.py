@@ -40,7 +40,7 @@ from tests.support.flows import (
 
 OPERATOR = Actor.operator("test-operator")
 ST_MARY = "st-mary"
-_SECRET = re.compile(r'<code aria-labelledby="secret-label" id="secret">([A-Z2-7 ]+)</code>')
+_SECRET = re.compile(r'<code id="secret">([A-Z2-7 ]+)</code>')
 _RECOVERY = re.compile(r"<code>([a-z2-7]{4}(?:-[a-z2-7]{4}){3})</code>")
 
 
