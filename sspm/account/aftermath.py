@@ -17,7 +17,8 @@ wrong-password attempts.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from connectors.directory import Account
 from sspm.account import audit, sessions, tokens
@@ -41,6 +42,7 @@ def after_password_set(
     done: audit.Action,
     event: Event,
     actor: Actor,
+    details: Mapping[str, Any] | None = None,
 ) -> None:
     """Audit what was ``done``, void older links, end every session of the account, tell its owner.
 
@@ -52,6 +54,7 @@ def after_password_set(
     write lock, one commit, on the hot path of every change).
     The owner's email names the actor's address; it is in the visitor's
     language for self-service, else ("") in the owner's own remembered one.
+    ``details`` go on the row for what was done (staff: how the caller was verified).
     """
     try:
         ended = str(sessions.end_all(state, account.id))
@@ -59,7 +62,7 @@ def after_password_set(
         log.warning("sessions of account %s not ended (%s): %s", account.id, event, exc)
         ended = "not_ended"
     with store.session(immediate=True) as session:
-        audit.record(store, done, "ok", actor=actor, account=account, session=session)
+        audit.record(store, done, "ok", actor=actor, account=account, details=details, session=session)
         tokens.void_all(store, account.id, session=session)
         audit.record(store, audit.Action.SESSIONS_ENDED, ended, actor=actor, account=account, session=session)
     language = actor.language if actor.is_the_owner else ""

@@ -57,14 +57,23 @@ class Action(StrEnum):
     RESET_BY_EMAIL = "reset_by_email"
     #: Staff set a user's password (the helpdesk, after verifying the caller).
     HELPDESK_RESET = "helpdesk_reset"
+    #: The helpdesk (sspm.helpdesk): a search (how many shown, never who else matched), an account opened
+    #: (before verification or with its lockout insight), a caller's verification (asked, passed, refused:
+    #: the method in the details), an unlock, its security questions cleared. Resets are HELPDESK_RESET.
+    HELPDESK_SEARCH = "helpdesk_search"
     #: Staff opened an account's details in the helpdesk (merely viewing is audited; what one opened, one may audit).
     HELPDESK_VIEW = "helpdesk_view"
+    HELPDESK_VERIFY = "helpdesk_verify"
+    HELPDESK_UNLOCK = "helpdesk_unlock"
+    HELPDESK_CLEAR_ENROLLMENT = "helpdesk_clear_enrollment"
     EMAIL_RESET_LINK = "email_reset_link"
     EMAIL_PASSWORD_CHANGED = "email_password_changed"  # noqa: S105 (an email's name, not a password)
     EMAIL_PASSWORD_RESET = "email_password_reset"  # noqa: S105
     EMAIL_ACCOUNT_UNLOCKED = "email_account_unlocked"
     EMAIL_ENROLLED = "email_enrolled"
     EMAIL_RE_ENROLLED = "email_re_enrolled"
+    EMAIL_CALLER_CODE = "email_caller_code"
+    EMAIL_ENROLLMENT_CLEARED = "email_enrollment_cleared"
     #: Every signed-in session of an account ended (after a password was set); the outcome says how many.
     SESSIONS_ENDED = "sessions_ended"
     #: A request refused before any use case ran (a rate limit); the endpoint is in the details.
@@ -78,6 +87,8 @@ class Action(StrEnum):
     STAFF_SECOND_FACTOR = "staff_second_factor"
     #: A staff member's recovery codes (re)issued; the older ones void.
     STAFF_RECOVERY_CODES = "staff_recovery_codes"
+    #: The audit trail exported from the console (a CSV of one filter, given in the details).
+    AUDIT_EXPORT = "audit_export"
     #: The staff console's sign-in (password, then second factor), re-authentication before a sensitive action,
     #: and sign-out; the outcome says how each ended.
     STAFF_SIGN_IN = "staff_sign_in"
@@ -103,6 +114,8 @@ class Action(StrEnum):
             "account_unlocked": cls.EMAIL_ACCOUNT_UNLOCKED,
             "enrolled": cls.EMAIL_ENROLLED,
             "re_enrolled": cls.EMAIL_RE_ENROLLED,
+            "caller_code": cls.EMAIL_CALLER_CODE,
+            "enrollment_cleared": cls.EMAIL_ENROLLMENT_CLEARED,
         }[kind]
 
 

@@ -27,6 +27,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS_FILE = ROOT / "config" / "defaults.env"
 
 
+#: SSPM_HELPDESK_VERIFICATION's values: verify the caller before any action, or may, or never.
+HELPDESK_VERIFICATION = ("required", "optional", "off")
+#: SSPM_HELPDESK_RESET's values: a temporary password the agent reads out, or an emailed set-password link.
+HELPDESK_RESET = ("temporary", "link")
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names the key and the fix."""
 
@@ -78,6 +84,12 @@ class Settings:
     limit_email_per_ip: str
     directory_kind: str
     directory: DirectorySettings
+    #: The helpdesk (sspm.helpdesk): whether a caller must be verified before the agent sees the lockout
+    #: insight and acts (required, optional, off), how long a verification lasts, and how a forced reset
+    #: reaches the caller (a temporary password the agent reads out, or an emailed link).
+    helpdesk_verification: str = "required"
+    helpdesk_verify_minutes: int = 5
+    helpdesk_reset: str = "temporary"
 
     @property
     def https(self) -> bool:
@@ -143,6 +155,16 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         organization_from = OrganizationSource.parse(text("SSPM_ORGANIZATION_FROM"))
     except BadOrganizationSource as exc:
         raise ConfigError(f"SSPM_ORGANIZATION_FROM: {exc}") from None
+    helpdesk_verification = text("SSPM_HELPDESK_VERIFICATION").lower()
+    if helpdesk_verification not in HELPDESK_VERIFICATION:
+        raise ConfigError(
+            f"SSPM_HELPDESK_VERIFICATION must be required, optional or off (got {helpdesk_verification!r})"
+        )
+    helpdesk_reset = text("SSPM_HELPDESK_RESET").lower()
+    if helpdesk_reset not in HELPDESK_RESET:
+        raise ConfigError(f"SSPM_HELPDESK_RESET must be temporary or link (got {helpdesk_reset!r})")
+    if number("SSPM_HELPDESK_VERIFY_MINUTES") < 1:
+        raise ConfigError("SSPM_HELPDESK_VERIFY_MINUTES must be at least 1: a verification of 0 minutes never works")
     totp_key_source = secret_of("SSPM_STAFF_TOTP_KEY")
     if totp_key_source and len(totp_key_source) < 32:
         raise ConfigError("SSPM_STAFF_TOTP_KEY must be a random value of at least 32 characters (or empty)")
@@ -247,6 +269,9 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         limit_email_per_ip=text("SSPM_LIMIT_EMAIL_PER_IP"),
         directory_kind=text("DIRECTORY_KIND"),
         directory=directory,
+        helpdesk_verification=helpdesk_verification,
+        helpdesk_verify_minutes=number("SSPM_HELPDESK_VERIFY_MINUTES"),
+        helpdesk_reset=helpdesk_reset,
     )
 
 

@@ -60,6 +60,17 @@ class Reason(StrEnum):
     # Staff sign-in.
     STAFF_CODE_WRONG = "staff_code_wrong"
     STAFF_REAUTH_REFUSED = "staff_reauth_refused"
+    # The helpdesk (staff, about someone else's account).
+    NO_SUCH_ACCOUNT = "no_such_account"
+    NOT_VERIFIED = "not_verified"
+    CODE_REFUSED = "code_refused"
+    CALLER_ANSWERS_REFUSED = "caller_answers_refused"
+    VERIFICATION_PAUSED = "verification_paused"
+    NO_EMAIL_ADDRESS = "no_email_address"
+    NOT_ENROLLED = "not_enrolled"
+    ALREADY_DONE = "already_done"
+    ACCOUNT_DISABLED = "account_disabled"
+    STAFF_EMAIL_UNAVAILABLE = "staff_email_unavailable"
 
 
 #: Reasons about the new password: said next to that field.
@@ -77,7 +88,7 @@ NEW_PASSWORD_REASONS = frozenset(
 )
 
 #: Reasons that mean "not now, try again": a 503, not a 422.
-UNAVAILABLE = frozenset({Reason.UNAVAILABLE, Reason.EMAIL_UNAVAILABLE})
+UNAVAILABLE = frozenset({Reason.UNAVAILABLE, Reason.EMAIL_UNAVAILABLE, Reason.STAFF_EMAIL_UNAVAILABLE})
 
 
 def of(outcome: Outcome) -> Reason:

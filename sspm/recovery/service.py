@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from connectors.directory import Account, Directory, DirectoryError, Outcome
-from sspm.account import audit
+from sspm.account import attempts, audit
 from sspm.account.aftermath import after_password_set
 from sspm.infra.outbox import Outbox
 from sspm.infra.state import State
@@ -88,7 +88,7 @@ def _person_key(account: Account | None, account_id: str | None, typed: str, pol
     """
     found = account.id if account else account_id
     if found:
-        return f"account:{found}"
+        return attempts.account_key(found)
     return f"name:{logins.digest(typed, policy.mail_domains)}"  # hashed: Redis holds no typed name
 
 
@@ -201,7 +201,7 @@ def answer(
     # Per account when there is one, however its name was typed (user name, email,
     # capitals, fullwidth); per canonical login otherwise.
     key = _person_key(None, account_id, record["typed"], policy)
-    paused = state.count("recovery-failures", key) >= policy.max_failures
+    paused = attempts.paused(state, key, policy.max_failures)
     if all(results) and record["eligible"] and not late and not paused:
         pass_id = secrets.token_urlsafe(24)
         state.put("pass", pass_id, {"purpose": purpose, "account_id": account_id}, PASS_TTL_SECONDS)
@@ -215,7 +215,7 @@ def answer(
             typed=record["typed"],
         )
         return Verdict(None, pass_id, purpose)
-    state.hit("recovery-failures", key, policy.window_seconds)
+    attempts.failed(state, key, policy.window_seconds)
     outcome = "late" if late else "paused" if paused else "wrong_or_not_enrolled"
     audit.record(
         store,

@@ -76,6 +76,42 @@ REASONS: dict[Reason, LazyString] = {
         "The password or the code is not right. Type your password again, and the code your authenticator app "
         "shows now (or an unused recovery code)."
     ),
+    # The helpdesk: said to a staff member about someone else's account. One sentence for an account
+    # that does not exist and one outside the agent's reach, so neither tells the other apart.
+    Reason.NO_SUCH_ACCOUNT: _l(
+        "There is no account here that you can help with. Search for the person again; if they belong to "
+        "an organization you do not serve, pass the call to its helpdesk."
+    ),
+    Reason.NOT_VERIFIED: _l(
+        "The caller is not verified, or the verification ran out. Verify the caller again, then try once more."
+    ),
+    Reason.CODE_REFUSED: _l(
+        "This is not the code we emailed, or it was already used or ran out. "
+        "Send a new code and ask the caller to read it out again."
+    ),
+    Reason.CALLER_ANSWERS_REFUSED: _l(
+        "These answers do not match the ones the caller set up. Ask the questions again, or send a code by email."
+    ),
+    Reason.VERIFICATION_PAUSED: _l(
+        "Too many wrong codes or answers were given for this account recently, so verification is paused. "
+        "Ask the caller to call back later."
+    ),
+    Reason.NO_EMAIL_ADDRESS: _l(
+        "This account has no email address, so nothing can be emailed to it. "
+        "Use the security questions, or ask an administrator to add an address."
+    ),
+    Reason.NOT_ENROLLED: _l("The caller has not set up security questions. Send a code by email instead."),
+    Reason.ALREADY_DONE: _l(
+        "This was already done, or this page is too old: a second click or a reloaded page does nothing twice. "
+        "The account below shows where it stands; do it again from there if it is still needed."
+    ),
+    Reason.ACCOUNT_DISABLED: _l(
+        "An administrator disabled this account, so it cannot be unlocked or reset here. "
+        "Pass the call to an administrator."
+    ),
+    Reason.STAFF_EMAIL_UNAVAILABLE: _l(
+        "We could not send the email right now, and nothing was sent. Wait a minute and try again."
+    ),
 }
 
 
