@@ -115,7 +115,8 @@ def test_a_staff_member_signs_in_enrolls_signs_out_and_signs_in_with_a_code_by_k
 
     tab_until(page, "nav.staff-nav button")
     assert press_enter_and_wait(page) == 200
-    expect(page.get_by_role("status")).to_contain_text(say(server, lang, "You are signed out of the staff console."))
+    signed_out = "You are signed out of the staff console. On a shared computer, close the browser when you are done."
+    expect(page.get_by_role("status")).to_have_text(say(server, lang, signed_out))
 
     # Again: the password, then a code (one mistyped first).
     assert give_password(page, john) == 200
