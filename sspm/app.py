@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     app.jinja_env.globals.update(link=link, settings=settings, signed_in=_signed_in, lra_contact=lra_contact)
 
     from sspm.change.views import bp as change_bp
+    from sspm.console.views import bp as console_bp
     from sspm.email.views import bp as email_bp
     from sspm.enroll.views import bp as enroll_bp
     from sspm.home.views import bp as home_bp
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     from sspm.signin.views import bp as signin_bp
     from sspm.staff.views import bp as staff_bp
 
-    for blueprint in (home_bp, change_bp, signin_bp, enroll_bp, recovery_bp, email_bp, staff_bp):
+    for blueprint in (home_bp, change_bp, signin_bp, enroll_bp, recovery_bp, email_bp, staff_bp, console_bp):
         app.register_blueprint(blueprint)
     logging.getLogger("sspm").setLevel(logging.INFO)
     return app

@@ -57,9 +57,6 @@ class Reason(StrEnum):
     ANSWER_CONTAINS_PASSWORD = "answer_contains_password"  # noqa: S105 (a reason, not a password)
     # Limits.
     RATE_LIMITED = "rate_limited"
-    # Staff sign-in.
-    STAFF_CODE_WRONG = "staff_code_wrong"
-    STAFF_REAUTH_REFUSED = "staff_reauth_refused"
     # The helpdesk (staff, about someone else's account).
     NO_SUCH_ACCOUNT = "no_such_account"
     NOT_VERIFIED = "not_verified"
@@ -71,6 +68,15 @@ class Reason(StrEnum):
     ALREADY_DONE = "already_done"
     ACCOUNT_DISABLED = "account_disabled"
     STAFF_EMAIL_UNAVAILABLE = "staff_email_unavailable"
+    # Staff sign-in.
+    STAFF_CODE_WRONG = "staff_code_wrong"
+    STAFF_REAUTH_REFUSED = "staff_reauth_refused"
+    # The console's roles page and audit trail.
+    NO_SUCH_STAFF_TARGET = "no_such_staff_target"
+    OWN_GRANTS = "own_grants"
+    NOT_GRANTABLE = "not_grantable"
+    NO_SUCH_GRANT = "no_such_grant"
+    NOT_IN_ROLE = "not_in_role"
 
 
 #: Reasons about the new password: said next to that field.

@@ -76,6 +76,26 @@ REASONS: dict[Reason, LazyString] = {
         "The password or the code is not right. Type your password again, and the code your authenticator app "
         "shows now (or an unused recovery code)."
     ),
+    # Said alike for a name the directory does not know and for a person outside the member's reach.
+    Reason.NO_SUCH_STAFF_TARGET: _l(
+        "No one you may give roles to signs in with this email or user name. Check the spelling. "
+        "People outside your organizations, and people whose role is equal to or above yours, need an "
+        "administrator whose role covers them."
+    ),
+    Reason.OWN_GRANTS: _l("You cannot change your own roles. Ask another administrator to do it."),
+    Reason.NOT_GRANTABLE: _l(
+        "Your role does not allow giving this role in this organization. Choose one from the lists, "
+        "or ask a Super Admin."
+    ),
+    # Said alike for a grant that does not exist and for one outside the member's reach.
+    Reason.NO_SUCH_GRANT: _l(
+        "There is no such role that you can take back: it may have been taken back already. "
+        "Go back to the roles page to see who holds which role now."
+    ),
+    Reason.NOT_IN_ROLE: _l(
+        "This page is not part of your role. Go back to the staff console; if you need it, "
+        "ask whoever granted you your role."
+    ),
     # The helpdesk: said to a staff member about someone else's account. One sentence for an account
     # that does not exist and one outside the agent's reach, so neither tells the other apart.
     Reason.NO_SUCH_ACCOUNT: _l(
