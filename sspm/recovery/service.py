@@ -196,7 +196,7 @@ def answer(
     stored = _answers_of(store, account_id or NO_ACCOUNT)
     given = answers + [""] * (len(record["questions"]) - len(answers))
     # Every answer is checked, so the time taken says nothing about which failed.
-    results = [hasher.verify(stored.get(q), a) for q, a in zip(record["questions"], given, strict=False)]
+    results = hasher.verify_all([(stored.get(q), a) for q, a in zip(record["questions"], given, strict=False)])
     late = time.time() > float(record["deadline"])
     # Per account when there is one, however its name was typed (user name, email,
     # capitals, fullwidth); per canonical login otherwise.
