@@ -265,7 +265,7 @@ def test_an_intact_chain_says_so_and_its_check_is_kept_for_a_while(app: Flask) -
     store = services_of(app).store
     page_ = as_staff(app, "helpdesk1").get("/staff/audit")
     count = len(trail(app))
-    assert says(page_, f"The trail verifies: none of its {count} rows was changed, removed or inserted.")
+    assert says(page_, f"The trail verifies ({count} rows): no row was changed, removed or inserted.")
     kept = chain_status(store, max_age=3600)
     with store.session() as session:
         session.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(outcome="edited"))
