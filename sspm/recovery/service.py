@@ -20,6 +20,7 @@ import random
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -234,6 +235,35 @@ def passed(state: State, pass_id: str, purpose: str) -> bool:
     return bool(record and record["purpose"] == purpose)
 
 
+@dataclass(frozen=True)
+class Insight:
+    """What the directory says of an account's lockout, shown to its owner once they proved who they are.
+
+    So a nurse can tell her own typos on a phone this morning from someone
+    else's guesses at night. Times are as the directory keeps them (every
+    counted wrong password on OpenLDAP, the last one on Active Directory).
+    """
+
+    locked: bool
+    locked_since: datetime | None
+    failures: int
+    failure_times: tuple[datetime, ...]
+
+    @property
+    def anything(self) -> bool:
+        return self.locked or self.failures > 0
+
+
+def insight_of(directory: Directory, account: Account) -> Insight | None:
+    """The account's lockout as the directory has it now; None when the directory cannot say."""
+    try:
+        status = directory.status(account)
+    except DirectoryError as exc:
+        reasons.directory_failed(exc, "read the lockout of a recovered account")
+        return None
+    return Insight(status.locked, status.locked_since, status.failures, status.failure_times)
+
+
 def passed_account(directory: Directory, state: State, pass_id: str) -> Account | None:
     """The account a live pass was won for, so the page's meter can know its names.
 
@@ -298,8 +328,12 @@ def unlock(
     pass_id: str,
     actor: Actor,
     outbox: Outbox,
-) -> Reason | None:
-    """Clear the lock, leaving the password alone; None on success."""
+) -> Reason | Insight | None:
+    """Clear the lock, leaving the password alone; the lockout as it was just before, on success.
+
+    The lockout is read before the unlock clears it, so the owner can be
+    shown what happened (``Insight``); None if the directory could not say.
+    """
     record = state.take("pass", pass_id)
     if record is None or record["purpose"] != "unlock":
         return Reason.CHALLENGE_GONE
@@ -307,6 +341,7 @@ def unlock(
         account = directory.get_account(record["account_id"])
         if account is None:
             return Reason.CHALLENGE_GONE
+        before = insight_of(directory, account)
         outcome = directory.unlock(account)
     except DirectoryError as exc:
         return reasons.directory_failed(exc, "unlock an account after the questions")
@@ -314,4 +349,4 @@ def unlock(
         audit.record(store, audit.Action.UNLOCK, outcome.value, actor=actor, account=account)
         return reasons.of(outcome)
     after_password_set(store, state, outbox, account, done=audit.Action.UNLOCK, event="account_unlocked", actor=actor)
-    return None
+    return before

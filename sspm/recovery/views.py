@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -26,6 +28,8 @@ from sspm.web.rules import current_rules
 bp = Blueprint("recovery", __name__)
 
 _CHALLENGE, _PASS = "challenge", "recovery_pass"
+#: The lockout an unlock just cleared, for the done page to show once (see service.Insight).
+_INSIGHT = "recovery_insight"
 
 
 def recovery_policy() -> RecoveryPolicy:
@@ -146,8 +150,10 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
                     actor=actor,
                     outbox=the.outbox,
                 )
-                if failed:
+                if isinstance(failed, Reason):
                     return _gone(failed, purpose=current.purpose, status=503 if failed == Reason.UNAVAILABLE else 422)
+                if failed is not None and failed.anything:
+                    session[_INSIGHT] = _kept(failed)
                 return show_done("unlock")
             session[_PASS] = verdict.pass_id
             return redirect(link("recovery.new_password"), code=303)
@@ -230,6 +236,8 @@ def new_password(mobile: bool) -> tuple[str, int] | Response:
         message=message,
         action=link("recovery.new_password"),
         names=user_inputs(account) if account else None,
+        # Proven by the answers: the owner may see how the account was failed.
+        insight=service.insight_of(the.directory, account) if account else None,
     )
     return page_html, status_for(form, reason)
 
@@ -239,7 +247,30 @@ def done(mobile: bool) -> str | Response:
     purpose = take_done()
     if purpose is None:
         return redirect(link("home.index"))
-    return render_template("recovery/done.html", purpose=purpose)
+    insight = _restored(session.pop(_INSIGHT, None)) if purpose == "unlock" else None
+    return render_template("recovery/done.html", purpose=purpose, insight=insight)
+
+
+def _kept(insight: service.Insight) -> dict[str, object]:
+    """The insight in the signed session cookie (times, a count: nothing secret, and only the owner's)."""
+    return {
+        "locked": insight.locked,
+        "locked_since": insight.locked_since.isoformat() if insight.locked_since else None,
+        "failures": insight.failures,
+        "failure_times": [moment.isoformat() for moment in insight.failure_times[-10:]],
+    }
+
+
+def _restored(kept: object) -> service.Insight | None:
+    if not isinstance(kept, dict):
+        return None
+    since = kept.get("locked_since")
+    return service.Insight(
+        locked=bool(kept.get("locked")),
+        locked_since=datetime.fromisoformat(since) if isinstance(since, str) else None,
+        failures=int(kept.get("failures") or 0),
+        failure_times=tuple(datetime.fromisoformat(t) for t in kept.get("failure_times") or () if isinstance(t, str)),
+    )
 
 
 def _gone(reason: Reason, *, purpose: str = "forgot", status: int = 410) -> tuple[str, int]:

@@ -137,6 +137,59 @@ def test_a_locked_out_user_unlocks_the_account_and_the_old_password_works_again(
     assert visitor.get("/recovery/done").status_code == 302
 
 
+def test_whoever_proves_the_account_is_theirs_sees_how_it_was_locked_and_nobody_else_does(
+    app: Flask, directory: Directory, accounts: dict[str, SeedAccount]
+) -> None:
+    """A nurse locked out at 3 a.m. can tell her own typos from someone else trying, once she has answered."""
+    john = accounts["normal"]
+    seed_enrolled(app, john)
+    lock_by_wrong_binds(directory, john.uid)
+    account = directory.find_account(john.uid)
+    assert account is not None
+    status = directory.status(account)
+    stranger = Visitor(app)
+    started = start(stranger, "unlock", john.uid)
+    assert not says(stranger.follow(started), "What happened to your account"), "not before the answers"
+
+    done = Visitor(app)
+    page = done.follow(recover(done, "unlock", john.uid, DEMO_ANSWERS))
+
+    assert says(page, UNLOCK_DONE)
+    assert says(page, "What happened to your account")
+    assert says(page, f"{status.failures} wrong passwords were typed.")
+    body = page.get_data(as_text=True)
+    assert body.count("<time datetime=") == len(status.failure_times) == status.failures
+    assert "It was locked on" in body
+    assert not says(done.get("/recovery/done"), "What happened to your account"), "said once"
+
+
+def test_the_new_password_page_after_the_answers_shows_the_lockout_before_it_is_cleared(
+    app: Flask, directory: Directory, accounts: dict[str, SeedAccount]
+) -> None:
+    laura = accounts["other"]
+    seed_enrolled(app, laura)
+    lock_by_wrong_binds(directory, laura.uid)
+    visitor = Visitor(app)
+
+    form = visitor.follow(recover(visitor, "forgot", laura.uid, DEMO_ANSWERS))
+
+    assert form.status_code == 200
+    assert says(form, "What happened to your account") and says(form, "It was locked on")
+
+
+def test_an_account_nobody_failed_shows_no_lockout_section(
+    app: Flask, directory: Directory, accounts: dict[str, SeedAccount]
+) -> None:
+    laura = accounts["other"]
+    seed_enrolled(app, laura)
+    visitor = Visitor(app)
+
+    form = visitor.follow(recover(visitor, "forgot", laura.uid, DEMO_ANSWERS))
+
+    assert form.status_code == 200
+    assert not says(form, "What happened to your account")
+
+
 def test_the_phone_entry_walks_the_whole_way(
     app: Flask, directory: Directory, accounts: dict[str, SeedAccount]
 ) -> None:
