@@ -75,12 +75,23 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     from sspm.console.views import bp as console_bp
     from sspm.email.views import bp as email_bp
     from sspm.enroll.views import bp as enroll_bp
+    from sspm.helpdesk.views import bp as helpdesk_bp
     from sspm.home.views import bp as home_bp
     from sspm.recovery.views import bp as recovery_bp
     from sspm.signin.views import bp as signin_bp
     from sspm.staff.views import bp as staff_bp
 
-    for blueprint in (home_bp, change_bp, signin_bp, enroll_bp, recovery_bp, email_bp, staff_bp, console_bp):
+    for blueprint in (
+        home_bp,
+        change_bp,
+        signin_bp,
+        enroll_bp,
+        recovery_bp,
+        email_bp,
+        staff_bp,
+        console_bp,
+        helpdesk_bp,
+    ):
         app.register_blueprint(blueprint)
     logging.getLogger("sspm").setLevel(logging.INFO)
     return app

@@ -67,6 +67,12 @@ def waiting(state: State, agent_id: str, account_id: str) -> bool:
     return state.get(REQUEST, _key(agent_id, account_id)) is not None
 
 
+def asked(state: State, agent_id: str, account_id: str, nonce: str) -> bool:
+    """Whether the request ``nonce`` still stands (not checked, replaced or past its time): the worker asks first."""
+    record = state.get(REQUEST, _key(agent_id, account_id))
+    return record is not None and record.get("nonce") == nonce and record.get("account") == account_id
+
+
 def issue(state: State, agent_id: str, account_id: str, nonce: str, *, key: str) -> str | None:
     """A fresh code for the request ``nonce`` (the worker, just before it emails it); None if it is void.
 

@@ -25,7 +25,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from connectors.directory import Account
-from sspm.account import audit, tokens
+from sspm.account import audit, callercode, tokens
 from sspm.infra import jobs, smtp
 from sspm.infra.mail_templates import _l
 from sspm.infra.services import Services
@@ -46,8 +46,10 @@ SUBJECTS: dict[str, str] = {
     "account_unlocked": _l("Your account was unlocked"),
     "enrolled": _l("Your security questions were set up"),
     "re_enrolled": _l("Your security questions were changed"),
+    "caller_code": _l("Your code for the helpdesk"),
+    "enrollment_cleared": _l("Your security questions were cleared"),
 }
-NOTIFICATIONS = frozenset(SUBJECTS) - {"reset_link"}
+NOTIFICATIONS = frozenset(SUBJECTS) - {"reset_link", "caller_code"}
 
 
 @contextmanager
@@ -77,7 +79,7 @@ def _message(
     the: Services, account: Account, kind: str, language: str, event_id: str, **values: object
 ) -> EmailMessage:
     settings = the.settings
-    template = kind if kind == "reset_link" else "notification"
+    template = kind if kind in ("reset_link", "caller_code") else "notification"
     context = {"account": account, "kind": kind, **values}
     message = EmailMessage()
     message["Subject"] = the.mail_templates.gettext(language, SUBJECTS[kind])
@@ -169,3 +171,24 @@ def send_notification(
         return _message(the, account, kind, language, event_id, when=when, source_ip=source_ip)
 
     return _deliver(the, kind, account_id, language, event_id, build)
+
+
+@jobs.job
+def send_caller_code(the: Services, account_id: str, agent_id: str, nonce: str, event_id: str) -> str:
+    """Email the one-time code a helpdesk agent asked for (sspm.account.callercode), in the owner's language.
+
+    The code is made here, just before it goes out, so it never sat in a
+    queue; a request already void (checked, replaced, past its time) sends nothing.
+    """
+    if not callercode.asked(the.state, agent_id, account_id, nonce):
+        return "void"
+    language = the.outbox.language_of(account_id, the.settings.default_language)
+    minutes = the.settings.helpdesk_verify_minutes
+
+    def build(account: Account) -> EmailMessage:
+        code = callercode.issue(the.state, agent_id, account.id, nonce, key=the.settings.secret_key)
+        if code is None:  # voided this very moment: not sent, and the retry finds it void
+            raise ValueError("the helpdesk's request for a code is void")
+        return _message(the, account, "caller_code", language, event_id, code=code, minutes=minutes)
+
+    return _deliver(the, "caller_code", account_id, language, event_id, build)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SEND_RESET_LINK = "sspm.email.jobs.send_reset_link"
 SEND_NOTIFICATION = "sspm.email.jobs.send_notification"
+SEND_CALLER_CODE = "sspm.email.jobs.send_caller_code"
 #: A failed email job stays this long in RQ's failed registry, for an operator to requeue.
 FAILURE_TTL = 7 * 86400
 
@@ -55,6 +56,11 @@ class Outbox:
         so the request costs the same whoever it names. Raises EmailUnavailable."""
         eligible = account is not None and bool(account.email) and not account.disabled
         self._enqueue(SEND_RESET_LINK, account.id if account and eligible else "", language)
+
+    def caller_code(self, account: Account, agent_id: str, nonce: str) -> None:
+        """Queue the email of a helpdesk verification code (sspm.account.callercode): ids and a nonce, never
+        the code, which the worker makes. In the owner's own language. Raises EmailUnavailable."""
+        self._enqueue(SEND_CALLER_CODE, account.id, agent_id, nonce)
 
     def notify(self, account: Account, kind: str, language: str, source_ip: str) -> bool:
         """Queue "this just happened to your account" (the worker remembers the language).
