@@ -11,7 +11,8 @@ plain values: ids, a language, a time, an address. Never a secret (a
 password, an answer, a link's token): a job sits in Redis, and in RQ's
 registries long after it ran. The parameters of a ``@job`` function are
 checked for names that say otherwise, and ``enqueue`` takes nothing but
-strings, numbers and booleans.
+strings, numbers, booleans and tuples of them (a batch's recipients: one
+job for many, as RQ's own bookkeeping per job costs more than a short job).
 
 A ``@job`` function gets the process's ``Services`` as its first argument:
 the Services built in this process (the worker builds them once at start,
@@ -29,7 +30,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Concatenate, ParamSpec
 
@@ -55,8 +56,9 @@ HOUSEKEEPING = "housekeeping"
 #: Every queue, in the order one worker serving them all takes them.
 QUEUES = (EMAIL, SYNC, HOUSEKEEPING)
 
-#: What a job argument may be: a value to look something up by, never an object.
-Arg = str | int | float | bool | None
+#: What a job argument may be: a value to look something up by, or a tuple of them; never an object.
+Plain = str | int | float | bool | None
+Arg = Plain | tuple["Arg", ...]
 _PLAIN = (str, int, float, bool, type(None))
 P = ParamSpec("P")
 
@@ -85,15 +87,46 @@ class Queues:
         default, 180, otherwise; a sync of a large directory will want more).
         Raises RedisError if Redis cannot take it: nothing was queued.
         """
-        if queue not in self._queues:
-            raise ValueError(f"no queue {queue!r}: one of {', '.join(QUEUES)}")
-        for arg in args:
-            if not isinstance(arg, _PLAIN):
-                raise TypeError(f"a job argument is a plain value, not {type(arg).__name__}")
-        job = self._queues[queue].enqueue(
+        _check(args)
+        job = self._queue(queue).enqueue(
             function, *args, job_id=job_id, retry=retry, failure_ttl=failure_ttl, job_timeout=timeout
         )
         return str(job.id)
+
+    def enqueue_many(
+        self,
+        queue: str,
+        function: str,
+        calls: Sequence[tuple[Arg, ...]],
+        *,
+        retry: Retry | None = None,
+        failure_ttl: int | None = None,
+        timeout: int | None = None,
+    ) -> list[str]:
+        """Put one job per ``calls`` item on ``queue``, all in one Redis transaction; their ids.
+
+        All or nothing: raises RedisError if Redis cannot take them, and then none was queued.
+        """
+        for args in calls:
+            _check(args)
+        found = self._queue(queue)
+        datas = [
+            Queue.prepare_data(function, args, retry=retry, failure_ttl=failure_ttl, timeout=timeout) for args in calls
+        ]
+        return [str(job.id) for job in found.enqueue_many(datas)]
+
+    def _queue(self, name: str) -> Queue:
+        if name not in self._queues:
+            raise ValueError(f"no queue {name!r}: one of {', '.join(QUEUES)}")
+        return self._queues[name]
+
+
+def _check(args: Sequence[object]) -> None:
+    for arg in args:
+        if isinstance(arg, tuple):
+            _check(arg)
+        elif not isinstance(arg, _PLAIN):
+            raise TypeError(f"a job argument is a plain value or a tuple of them, not {type(arg).__name__}")
 
 
 def job(function: Callable[Concatenate[Services, P], str]) -> Callable[P, str]:

@@ -9,7 +9,10 @@ web app would have rendered: HTML escaped by file name as Flask does, the
 ``_()`` of the templates formatting its values after escaping them.
 
 One environment per language, made on first use and kept: a render then
-never switches a shared environment's language under another thread.
+never switches a shared environment's language under another thread. Its
+templates are compiled once and kept too (no check of the file at each
+render: a worker runs the templates it started with, as it runs its code),
+so a batch of a thousand reminders compiles nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from babel import dates
 from babel.support import NullTranslations, Translations
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 
 from sspm.infra.settings import ROOT, Settings
 
@@ -74,7 +77,11 @@ class MailTemplates:
 
     def render(self, name: str, language: str, **context: object) -> str:
         """Render ``templates/<name>`` in ``language``."""
-        return self.environment(language).get_template(name).render(**context)
+        return self.template(name, language).render(**context)
+
+    def template(self, name: str, language: str) -> Template:
+        """``templates/<name>`` compiled for ``language``: kept, for rendering many times."""
+        return self.environment(language).get_template(name)
 
     def environment(self, language: str) -> Environment:
         with self._lock:
@@ -86,6 +93,7 @@ class MailTemplates:
             loader=self._loader,
             autoescape=select_autoescape(enabled_extensions=ESCAPED, default_for_string=True, default=False),
             extensions=["jinja2.ext.i18n"],
+            auto_reload=False,
         )
         made.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
         made.globals.update(

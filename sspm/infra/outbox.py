@@ -7,12 +7,22 @@ asked decides what a job that could not be queued means, and audits it: a
 notification that cannot be queued (Redis away) does not undo what the
 user just did; a reset email that cannot be queued is reported to the user,
 who can ask again.
+
+Emails nobody asked for and many get at once (expiry reminders) go out in
+batches (``bulk``): one job per ``BATCH_SIZE`` recipients, on the
+housekeeping queue so a reminder run never holds up a reset link, each
+recipient with an event id of its own, so a batch run again after a crash
+or a refusal sends to nobody twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -27,12 +37,43 @@ log = logging.getLogger(__name__)
 SEND_RESET_LINK = "sspm.email.jobs.send_reset_link"
 SEND_NOTIFICATION = "sspm.email.jobs.send_notification"
 SEND_CALLER_CODE = "sspm.email.jobs.send_caller_code"
+SEND_BATCH = "sspm.email.jobs.send_batch"
+#: Recipients per batch job: RQ's bookkeeping (~20 ms a job) shared by this many, and
+#: a batch still short enough (about half a second) that stopping a worker waits little.
+BATCH_SIZE = 100
+#: Seconds a batch may run before RQ stops it (well above a batch against a slow server).
+BATCH_TIMEOUT = 900
 #: A failed email job stays this long in RQ's failed registry, for an operator to requeue.
 FAILURE_TTL = 7 * 86400
 
 
 class EmailUnavailable(Exception):
     """The queue could not take the job: nothing was sent, nothing was lost."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who gets one email of a bulk send, in which language, about what time.
+
+    ``language`` empty: the language of the account's last email, else the
+    default. ``at``: the time the email is about (when a password expires).
+    ``key``: the same kind with the same key is sent at most once, whoever
+    queues it and however often (a reminder per threshold per password:
+    ``f"{account_id}:{days}:{password_changed_at}"``); only its digest goes
+    into the job. None: a fresh event, sent once.
+    """
+
+    account_id: str
+    language: str = ""
+    at: datetime | None = None
+    key: str | None = None
+
+
+def event_id_for(kind: str, key: str | None) -> str:
+    """The email event of ``(kind, key)``: a digest (64 hex), or a random id (32 hex) for no key."""
+    if key is None:
+        return uuid.uuid4().hex
+    return hashlib.sha256(f"{kind}\0{key}".encode()).hexdigest()
 
 
 class Outbox:
@@ -73,6 +114,35 @@ class Outbox:
             log.warning("notification %s for %s not queued: %s", kind, account.id, exc)
             return False
         return True
+
+    def bulk(
+        self,
+        kind: str,
+        recipients: Iterable[Recipient],
+        *,
+        queue: str = jobs.HOUSEKEEPING,
+        batch_size: int = BATCH_SIZE,
+    ) -> list[str]:
+        """Queue one ``kind`` email to each recipient, ``batch_size`` to a job; the jobs' ids.
+
+        All the batches go to Redis in one transaction. Raises EmailUnavailable
+        if Redis cannot take them: none was queued, and calling again with
+        the same recipients (keyed or not) is safe.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        rows = [
+            (r.account_id, r.language, r.at.isoformat() if r.at else "", event_id_for(kind, r.key)) for r in recipients
+        ]
+        calls = [(kind, tuple(rows[i : i + batch_size])) for i in range(0, len(rows), batch_size)]
+        if not calls:
+            return []
+        try:
+            return self._queues.enqueue_many(
+                queue, SEND_BATCH, calls, retry=self._retry, failure_ttl=FAILURE_TTL, timeout=BATCH_TIMEOUT
+            )
+        except RedisError as exc:
+            raise EmailUnavailable(str(exc)) from None
 
     def language_of(self, account_id: str, default: str) -> str:
         with self._store.session() as session:
