@@ -6,7 +6,8 @@ and the database all work, before serving anyone.
 ``python -m sspm audit verify``: walk the audit trail's hash chain and name
 the first row that was altered, removed or inserted (exit code 1).
 ``python -m sspm staff grant LOGIN ROLE [--organization ORG]``, ``staff revoke
-...`` and ``staff list``: the first Super Admin (and any grant) from the
+...``, ``staff list`` and ``staff reset-2fa LOGIN`` (a lost authenticator): the
+first Super Admin (and any grant) from the
 server's command line, audited with the operator's OS user as the actor;
 every later grant can be made in the console.
 """
@@ -17,16 +18,17 @@ import argparse
 import getpass
 import sys
 
-from connectors.directory import DirectoryError
-from sspm.account import staff
+from connectors.directory import Account, DirectoryError
+from sspm.account import sessions, staff
 from sspm.account.audit import check_chain
 from sspm.infra import settings as settings_module
-from sspm.infra.services import build
+from sspm.infra.services import Services, build
 from sspm.infra.settings import ConfigError
 from sspm.infra.state import StateUnavailable
 from sspm.infra.store import Store, head_revision, migrate
 from sspm.policy import logins, organizations
 from sspm.policy.actor import Actor
+from sspm.policy.realm import Realm
 from sspm.policy.roles import BadGrant, Role
 
 
@@ -45,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         one.add_argument("role", choices=[role.value for role in Role])
         one.add_argument("--organization", help="the organization the role is for (every role but super-admin)")
     staff_commands.add_parser("list", help="everyone holding a staff role")
+    reset = staff_commands.add_parser(
+        "reset-2fa", help="forget a staff member's authenticator and recovery codes; they enroll again at sign-in"
+    )
+    reset.add_argument("login")
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "staff":
@@ -77,6 +83,8 @@ def staff_command(arguments: argparse.Namespace) -> int:
         if account is None:
             print(f"sspm: no account {arguments.login!r} in the directory", file=sys.stderr)
             return 1
+        if arguments.staff_command == "reset-2fa":
+            return _reset_second_factor(services, account)
         act = staff.grant if arguments.staff_command == "grant" else staff.revoke
         try:
             done = act(
@@ -94,6 +102,17 @@ def staff_command(arguments: argparse.Namespace) -> int:
         return 0
     finally:
         services.close()
+
+
+def _reset_second_factor(services: Services, account: Account) -> int:
+    member = staff.staff_of(services.store, account.id)
+    if member is None:
+        print(f"sspm: {account.username} holds no staff role", file=sys.stderr)
+        return 1
+    staff.reset_second_factor(services.store, member, actor=Actor.operator(getpass.getuser()))
+    ended = sessions.end_all(services.state, account.id, Realm.STAFF)
+    print(f"sspm: {account.username} enrolls a new authenticator at the next sign-in; {ended} staff session(s) ended")
+    return 0
 
 
 def _where(organization: str) -> str:

@@ -66,7 +66,13 @@ class Action(StrEnum):
     HELPDESK_VERIFY = "helpdesk_verify"
     HELPDESK_UNLOCK = "helpdesk_unlock"
     HELPDESK_CLEAR_ENROLLMENT = "helpdesk_clear_enrollment"
+    #: A new account's owner chose its first password through the set-up link (sspm.setup).
+    SETUP = "setup"
+    #: A live set-up link was opened: the address it was sent to is the owner's (sspm.account.setup_links).
+    EMAIL_VERIFIED = "email_verified"
     EMAIL_RESET_LINK = "email_reset_link"
+    EMAIL_SETUP_LINK = "email_setup_link"
+    EMAIL_ACCOUNT_READY = "email_account_ready"
     EMAIL_PASSWORD_CHANGED = "email_password_changed"  # noqa: S105 (an email's name, not a password)
     EMAIL_PASSWORD_RESET = "email_password_reset"  # noqa: S105
     EMAIL_ACCOUNT_UNLOCKED = "email_account_unlocked"
@@ -87,6 +93,8 @@ class Action(StrEnum):
     STAFF_SECOND_FACTOR = "staff_second_factor"
     #: A staff member's recovery codes (re)issued; the older ones void.
     STAFF_RECOVERY_CODES = "staff_recovery_codes"
+    #: An operator made a staff member enroll a new authenticator (a lost phone, no recovery code left).
+    STAFF_TOTP_RESET = "staff_totp_reset"
     #: The audit trail exported from the console (a CSV of one filter, given in the details).
     AUDIT_EXPORT = "audit_export"
     #: The staff console's sign-in (password, then second factor), re-authentication before a sensitive action,
@@ -109,6 +117,8 @@ class Action(StrEnum):
         """An email of ``kind`` (sspm.email.jobs.SUBJECTS) sent, failed or not queued."""
         return {
             "reset_link": cls.EMAIL_RESET_LINK,
+            "setup_link": cls.EMAIL_SETUP_LINK,
+            "account_ready": cls.EMAIL_ACCOUNT_READY,
             "password_changed": cls.EMAIL_PASSWORD_CHANGED,
             "password_reset": cls.EMAIL_PASSWORD_RESET,
             "account_unlocked": cls.EMAIL_ACCOUNT_UNLOCKED,

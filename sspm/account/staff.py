@@ -262,6 +262,24 @@ def new_recovery_codes(store: Store, staff: Staff, *, actor: Actor) -> list[str]
     return codes
 
 
+def reset_second_factor(store: Store, staff: Staff, *, actor: Actor) -> None:
+    """Forget a staff member's authenticator and recovery codes: their next sign-in enrolls a new one.
+
+    For a lost phone with the recovery codes gone too. Only an operator at
+    the server does it (``python -m sspm staff reset-2fa``), and every open
+    staff session of the member should end with it (the caller's job: this
+    module knows nothing of Redis). Audited.
+    """
+    with store.session(immediate=True) as session:
+        session.execute(
+            update(StaffMember)
+            .where(StaffMember.id == staff.id)
+            .values(totp_secret=None, totp_confirmed_at=None, totp_last_step=None)
+        )
+        session.execute(delete(StaffRecoveryCode).where(StaffRecoveryCode.staff_id == staff.id))
+        _audit(store, session, actor, staff, Action.STAFF_TOTP_RESET, "reset")
+
+
 def unused_recovery_codes(store: Store, staff: Staff) -> int:
     """How many recovery codes are left, so the console can say when to make new ones."""
     with store.session() as session:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -21,10 +22,13 @@ from lab import Pki, SeedAccount, Slapd, start_slapd
 from lab.demo import seed_demo_staff, staff_table
 from lab.env import sspm_environ
 from lab.seed import DEMO_ACCOUNTS, STAFF_ACCOUNTS
-from sspm.account import staff
+from sspm.account import sessions, staff
+from sspm.account.sessions import Timeouts
 from sspm.infra.settings import load
+from sspm.infra.state import State
 from sspm.infra.store import AuditEvent, Store
 from sspm.policy.actor import Actor, ActorKind
+from sspm.policy.realm import Realm
 from sspm.policy.roles import Grant
 from tests.support import Backing, settings_for
 
@@ -161,3 +165,43 @@ def test_the_demo_seeds_staff_in_every_role_with_a_working_authenticator(
         finally:
             connector.close()
             store.close()
+
+
+def test_an_operator_makes_a_staff_member_who_lost_their_phone_enroll_again(
+    slapd: Slapd, backing: Backing, accounts: dict[str, SeedAccount]
+) -> None:
+    """A lost phone and no recovery code left: the operator resets the second factor; the old one and the
+    codes stop working, the member's staff sessions end, and the trail says who did it."""
+    john = accounts["normal"]
+    assert sspm(slapd, backing, "staff", "grant", john.uid, "super-admin").returncode == 0
+    settings = settings_for(slapd)
+    store = Store(backing.database_url)
+    try:
+        member = staff.staff_of(store, id_of(slapd, john))
+        assert member is not None
+        operator = Actor.operator("test")
+        secret, _ = staff.begin_totp(store, member, key=settings.staff_totp_key)
+        assert staff.confirm_totp(store, member, pyotp.TOTP(secret).now(), key=settings.staff_totp_key, actor=operator)
+        codes = staff.new_recovery_codes(store, member, actor=operator)
+        state = State(backing.redis_url)
+        sessions.start(state, Realm.STAFF, Timeouts(600, 3600), member.account_id, {"staff_id": member.account_id})
+
+        done = sspm(slapd, backing, "staff", "reset-2fa", john.uid)
+
+        assert (done.returncode, done.stderr) == (0, "")
+        assert (
+            done.stdout.strip()
+            == "sspm: jsmith enrolls a new authenticator at the next sign-in; 1 staff session(s) ended"
+        )
+        after = staff.staff_of(store, member.account_id)
+        assert after is not None and not after.totp_confirmed
+        assert staff.verify_second_factor(store, after, codes[0], key=settings.staff_totp_key, actor=operator) is None
+        assert sspm(slapd, backing, "staff", "reset-2fa", "lsmith").returncode == 1, "not staff: nothing to reset"
+        with store.session() as session:
+            reset = session.scalars(select(AuditEvent).where(AuditEvent.action == "staff_totp_reset")).all()
+        assert [(row.actor_kind, row.actor_id, row.outcome) for row in reset] == [
+            ("operator", getpass.getuser(), "reset")
+        ]
+        state.close()
+    finally:
+        store.close()
