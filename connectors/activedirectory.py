@@ -108,7 +108,9 @@ _POLICY_ATTRIBUTES = [
     "lockoutDuration",
 ]
 
-_DETAIL_ATTRIBUTES = tuple(sorted({*_ACCOUNT_ATTRIBUTES, *_STATUS_ATTRIBUTES, "sn", "telephoneNumber"}))
+_DETAIL_ATTRIBUTES = tuple(
+    sorted({*_ACCOUNT_ATTRIBUTES, *_STATUS_ATTRIBUTES, "sn", "telephoneNumber", "title", "department", "mobile"})
+)
 #: sAMAccountName's bound (the pre-Windows 2000 name).
 _MAX_LOGIN = 20
 _CHECKPOINT = re.compile(r"usn:([0-9a-f-]{36}):([0-9]{1,20})")
@@ -425,6 +427,9 @@ class ActiveDirectory(LdapDirectory):
             surname=_text(attributes, "sn") or "",
             email=account.email,
             phone=_text(attributes, "telephoneNumber"),
+            title=_text(attributes, "title"),
+            department=_text(attributes, "department"),
+            mobile=_text(attributes, "mobile"),
             location=dn.parent(account.dn),
             locked=standing.locked,
             disabled=standing.disabled,
@@ -488,15 +493,16 @@ class ActiveDirectory(LdapDirectory):
         return ".".join(value for kind, value in dn.values(self._domain_dn) if kind.casefold() == "dc")
 
     def create_account(
-        self, login: str, person: Person, password: str, *, location: Location = ()
+        self, login: str, person: Person, password: str | None, *, location: Location = ()
     ) -> tuple[Outcome, Account | None]:
         check_login(login, _MAX_LOGIN)
         check_person(person)
         check_location(location)
-        require_password(password)
-        refused = self.refuse_new(password)
-        if refused is not None:
-            return refused, None
+        if password is not None:
+            require_password(password)
+            refused = self.refuse_new(password)
+            if refused is not None:
+                return refused, None
         parent = self._location_dn(location)
         upn = f"{login}@{self._upn_suffix()}"
         self._check_free([login, upn, *([person.email] if person.email else [])])
@@ -506,11 +512,16 @@ class ActiveDirectory(LdapDirectory):
             "sAMAccountName": login,
             "userPrincipalName": upn,
             **_person_attributes(person, creating=True),
-            # One add, password included: refused by the policy, nothing is created.
-            "unicodePwd": _unicode_pwd(password),
             "pwdLastSet": "0",
-            "userAccountControl": str(ad_codes.UF_NORMAL_ACCOUNT),
         }
+        if password is None:
+            # Awaiting set-up: no password, and disabled, which AD allows only
+            # so (an enabled account must have a password the policy accepts).
+            attributes["userAccountControl"] = str(ad_codes.UF_NORMAL_ACCOUNT | ad_codes.UF_ACCOUNTDISABLE)
+        else:
+            # One add, password included: refused by the policy, nothing is created.
+            attributes["unicodePwd"] = _unicode_pwd(password)
+            attributes["userAccountControl"] = str(ad_codes.UF_NORMAL_ACCOUNT)
         for rdn in self._rdns(person.shown_as):
             entry_dn = f"{rdn},{parent}"
             with self._lifecycle.service() as conn:
@@ -521,12 +532,40 @@ class ActiveDirectory(LdapDirectory):
             if result["result"] == NO_SUCH_OBJECT:
                 raise NoSuchLocation(f"{parent} does not exist")
             if result["result"] != SUCCESS:
+                if password is None:
+                    raise_for(result, "create the account", self._lifecycle_who)
+                    raise DirectoryUnavailable("unexpected answer when trying to create the account")
                 return self._refusal(result, password, "create the account", self._lifecycle_who), None
             found = self._search_one(f"(&(objectClass=user)(sAMAccountName={escape_filter_chars(login)}))")
             if found is None:
                 raise DirectoryUnavailable("the new account cannot be read back")
             return Outcome.OK, found.account
         raise LoginTaken(f"every name tried for {person.shown_as!r} is taken in {parent}")
+
+    def activate_account(self, account: Account, password: str) -> Outcome:
+        require_password(password)
+        refused = self.refuse_new(password)
+        if refused is not None:
+            return refused
+        found = self._provisioned(account)
+        attributes = self._read(found.account)
+        control = _number(attributes, "userAccountControl")
+        # Awaiting set-up: disabled and no password ever set (pwdLastSet 0).
+        # A password set since, or an account never made so, is not activated.
+        if not control & ad_codes.UF_ACCOUNTDISABLE or _number(attributes, "pwdLastSet") != 0:
+            return Outcome.DISABLED
+        changes = {
+            # One modify: a password the policy refuses leaves the account as it was.
+            "unicodePwd": [(MODIFY_REPLACE, [_unicode_pwd(password)])],
+            "pwdLastSet": [(MODIFY_REPLACE, ["-1"])],  # now: chosen by the owner, not temporary
+            "userAccountControl": [(MODIFY_REPLACE, [str(control & ~ad_codes.UF_ACCOUNTDISABLE)])],
+        }
+        with self._lifecycle.service() as conn:
+            conn.modify(found.dn, changes)
+            result = conn.result
+        if result["result"] == SUCCESS:
+            return Outcome.OK
+        return self._refusal(result, password, "set the first password", self._lifecycle_who)
 
     def update_account(self, account: Account, person: Person) -> Account:
         check_person(person)
@@ -558,5 +597,8 @@ def _person_attributes(person: Person, *, creating: bool = False) -> dict[str, l
         "displayName": [person.shown_as],
         "mail": [person.email] if person.email else [],
         "telephoneNumber": [person.phone] if person.phone else [],
+        "title": [person.title] if person.title else [],
+        "department": [person.department] if person.department else [],
+        "mobile": [person.mobile] if person.mobile else [],
     }
     return {name: value for name, value in values.items() if value or not creating}

@@ -257,6 +257,10 @@ class AccountDetails:
     #: names, as the directory has it; None when none is configured or the
     #: account has none. (Where SSPM reads organizations from OUs, ``location`` says.)
     organization: str | None = None
+    #: What an administrator wrote of the person beside the names (see :class:`Person`).
+    title: str | None = None
+    department: str | None = None
+    mobile: str | None = None
     #: The lockout insight a helpdesk gives a caller, as :class:`AccountStatus` has it:
     #: since when the lock lasts (None when not locked), the wrong passwords still
     #: counted, and when they were typed.
@@ -291,8 +295,12 @@ class AccountPage:
 class Person:
     """The names and contact details of an account, as an administrator writes them.
 
-    A whole replacement: ``None`` (or an empty string) for ``email`` and
-    ``phone`` clears them. ``display_name`` defaults to given name and surname.
+    A whole replacement: ``None`` (or an empty string) for ``email``,
+    ``phone``, ``title``, ``department`` and ``mobile`` clears them, so an
+    update starts from what :meth:`AccountAdministration.account_details`
+    read. ``display_name`` defaults to given name and surname. ``phone`` is
+    the office number (telephoneNumber); ``mobile`` the directory's mobile
+    attribute, which a clinician's mobile application signs in with.
     """
 
     given_name: str
@@ -300,6 +308,9 @@ class Person:
     email: str | None = None
     phone: str | None = None
     display_name: str = ""
+    title: str | None = None
+    department: str | None = None
+    mobile: str | None = None
 
     @property
     def shown_as(self) -> str:
@@ -369,18 +380,46 @@ class Provisioning(Protocol):
     """
 
     def create_account(
-        self, login: str, person: Person, password: str, *, location: Location = ()
+        self, login: str, person: Person, password: str | None, *, location: Location = ()
     ) -> tuple[Outcome, Account | None]:
-        """Create an enabled account whose ``password`` must be changed at first use.
+        """Create an account, either with a temporary ``password`` or awaiting set-up.
 
-        ``(OK, account)``; or a refusal of the password by the directory's
-        policy (``TOO_SHORT``, ``TOO_WEAK``...) and ``None``, with nothing
-        left behind. Raises :class:`LoginTaken` and :class:`NoSuchLocation`.
-        Its DN is made from escaped names, made unique by a number.
+        With a ``password``: enabled, and that password must be changed at
+        first use; a refusal of it by the directory's policy (``TOO_SHORT``,
+        ``TOO_WEAK``...) is returned with ``None``, with nothing left behind.
+
+        With ``None``: the account has no usable password and cannot sign in,
+        by any means, until :meth:`activate_account` gives it the password its
+        owner chose (OpenLDAP: no ``userPassword`` and ppolicy's permanent
+        lock; Active Directory: no password and ``ACCOUNTDISABLE`` in
+        ``userAccountControl``). Until then it reads as disabled, so no reset,
+        unlock or recovery touches it.
+
+        ``(OK, account)`` otherwise. Raises :class:`LoginTaken` and
+        :class:`NoSuchLocation`. Its DN is made from escaped names, made
+        unique by a number.
+        """
+
+    def activate_account(self, account: Account, password: str) -> Outcome:
+        """Give an account created awaiting set-up its first password, chosen by its owner, and make it usable.
+
+        This is how a new user's set-up link ends: the password is held to the
+        directory's policy for users (a refusal, ``TOO_SHORT``, ``TOO_WEAK``,
+        ``UNUSABLE_CHARACTERS``..., changes nothing, so the user can try
+        another), it is not temporary (no change is asked at first sign-in),
+        and the account is enabled, all written by the provisioning account.
+        Activation is not a reset: an account that is not awaiting set-up
+        (it has had a password since, or was never created without one) is
+        ``DISABLED`` and nothing changes, so a stale link can neither replace a
+        password nor enable an account an administrator turned off. Whether
+        the person may still be set up at all (a record ended meanwhile) is
+        the caller's to check: a disabled account awaiting set-up is not told
+        apart from one merely awaiting set-up. Raises ValueError for an
+        account outside the provisioning base.
         """
 
     def update_account(self, account: Account, person: Person) -> Account:
-        """Replace the account's names, email and phone; its DN stays."""
+        """Replace the account's names, email, phones, title and department; its DN stays."""
 
     def move_account(self, account: Account, location: Location) -> Account:
         """Move the account to another place under the provisioning base; raises :class:`NoSuchLocation`."""

@@ -105,8 +105,12 @@ def check_person(person: Person) -> None:
             raise ValueError(f"a {label} has at most {MAX_NAME} characters and no control character")
     if person.email and (not _EMAIL.fullmatch(person.email) or person.email.count("@") != 1):
         raise ValueError("an email is one address, in ASCII, with no space")
-    if person.phone and not _PHONE.fullmatch(person.phone):
-        raise ValueError("a phone number holds digits, spaces and + ( ) . / - only")
+    for label, optional in (("title", person.title), ("department", person.department)):
+        if optional and (len(optional) > MAX_NAME or has_control_characters(optional)):
+            raise ValueError(f"a {label} has at most {MAX_NAME} characters and no control character")
+    for number in (person.phone, person.mobile):
+        if number and not _PHONE.fullmatch(number):
+            raise ValueError("a phone number holds digits, spaces and + ( ) . / - only")
 
 
 def check_location(location: Location) -> None:

@@ -93,7 +93,9 @@ _STATUS_ATTRIBUTES = [
     "pwdEndTime",
 ]
 
-_DETAIL_ATTRIBUTES = tuple(sorted({*_ACCOUNT_ATTRIBUTES, *_STATUS_ATTRIBUTES, "sn", "telephoneNumber"}))
+_DETAIL_ATTRIBUTES = tuple(
+    sorted({*_ACCOUNT_ATTRIBUTES, *_STATUS_ATTRIBUTES, "sn", "telephoneNumber", "title", "departmentNumber", "mobile"})
+)
 #: A change sequence number (CSN): time, count, server id, modification count.
 _CSN = re.compile(r"\d{14}(\.\d{6})?Z#[0-9a-f]{6}#[0-9a-f]{3}#[0-9a-f]{6}")
 _CHECKPOINT_PREFIX = "csn:"
@@ -380,6 +382,9 @@ class OpenLdapDirectory(LdapDirectory):
             surname=_first(attributes, "sn") or "",
             email=account.email,
             phone=_first(attributes, "telephoneNumber"),
+            title=_first(attributes, "title"),
+            department=_first(attributes, "departmentNumber"),
+            mobile=_first(attributes, "mobile"),
             location=dn.parent(account.dn),
             locked=standing.locked,
             disabled=standing.disabled,
@@ -439,15 +444,16 @@ class OpenLdapDirectory(LdapDirectory):
         return f"uid={dn.escape_value(login)}"
 
     def create_account(
-        self, login: str, person: Person, password: str, *, location: Location = ()
+        self, login: str, person: Person, password: str | None, *, location: Location = ()
     ) -> tuple[Outcome, Account | None]:
         check_login(login)
         check_person(person)
         check_location(location)
-        require_password(password)
-        refused = self.refuse_new(password)
-        if refused is not None:
-            return refused, None
+        if password is not None:
+            require_password(password)
+            refused = self.refuse_new(password)
+            if refused is not None:
+                return refused, None
         parent = self._location_dn(location)
         self._check_free([login, *([person.email] if person.email else [])])
         self._check_location(parent)
@@ -457,6 +463,11 @@ class OpenLdapDirectory(LdapDirectory):
             "uid": login,
             **_person_attributes(person, creating=True),
         }
+        if password is None:
+            # Awaiting set-up: no userPassword (no simple bind can succeed) and
+            # the permanent lock from the first instant, so every bind is
+            # refused and status() says disabled: no reset or unlock touches it.
+            attributes["pwdAccountLockedTime"] = PERMANENT_LOCK
         with self._lifecycle.service() as conn:
             conn.add(entry_dn, attributes=attributes)
             code = conn.result["result"]
@@ -465,19 +476,21 @@ class OpenLdapDirectory(LdapDirectory):
             if code == NO_SUCH_OBJECT:
                 raise NoSuchLocation(f"{parent} does not exist")
             raise_for(conn.result, "create the account", self._lifecycle_who)
-            # No password in the add: slapd would store it as sent, in clear.
-            # Password Modify has the server hash it; as a non-administrator
-            # (write, not manage) the provisioning account is held to the policy.
-            conn.extend.standard.modify_password(
-                user=entry_dn, new_password=self._wire(password), controls=[ppolicy.REQUEST]
-            )
             result = conn.result
-            if result["result"] == SUCCESS:
-                # pwdMustChange acts on a modify, never on an add: said here.
-                conn.modify(entry_dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]})
+            if password is not None:
+                # No password in the add: slapd would store it as sent, in clear.
+                # Password Modify has the server hash it; as a non-administrator
+                # (write, not manage) the provisioning account is held to the policy.
+                conn.extend.standard.modify_password(
+                    user=entry_dn, new_password=self._wire(password), controls=[ppolicy.REQUEST]
+                )
                 result = conn.result
-            if result["result"] != SUCCESS:
-                conn.delete(entry_dn)  # nothing left behind
+                if result["result"] == SUCCESS:
+                    # pwdMustChange acts on a modify, never on an add: said here.
+                    conn.modify(entry_dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]})
+                    result = conn.result
+                if result["result"] != SUCCESS:
+                    conn.delete(entry_dn)  # nothing left behind
         if result["result"] == CONSTRAINT_VIOLATION:
             return _refusal(result), None
         raise_for(result, "set the new account's password", self._lifecycle_who)
@@ -485,6 +498,35 @@ class OpenLdapDirectory(LdapDirectory):
         if created is None:
             raise DirectoryUnavailable("the new account cannot be read back")
         return Outcome.OK, created
+
+    def activate_account(self, account: Account, password: str) -> Outcome:
+        require_password(password)
+        refused = self.refuse_new(password)
+        if refused is not None:
+            return refused
+        found = self._provisioned(account)
+        with self._lifecycle.service() as conn:
+            # Awaiting set-up is having no password at all: read by the
+            # provisioning account, which may search userPassword but not read it.
+            conn.search(found.dn, "(!(userPassword=*))", BASE, attributes=["1.1"])
+            raise_for(conn.result, "read whether the account awaits set-up", self._lifecycle_who)
+            if not [e for e in conn.response or [] if e.get("type") == "searchResEntry"]:
+                return Outcome.DISABLED
+            # As a non-administrator, held to the users' policy; a refusal writes nothing.
+            conn.extend.standard.modify_password(
+                user=found.dn, new_password=self._wire(password), controls=[ppolicy.REQUEST]
+            )
+            result = conn.result
+            if result["result"] == CONSTRAINT_VIOLATION:
+                return _refusal(result)
+            raise_for(result, "set the first password", self._lifecycle_who)
+            # The owner chose it: not temporary (pwdMustChange marks a password
+            # someone else set), and the set-up lock goes, if the change left it.
+            for name, values in (("pwdReset", []), ("pwdAccountLockedTime", [PERMANENT_LOCK])):
+                conn.modify(found.dn, {name: [(MODIFY_DELETE, values)]})
+                if conn.result["result"] != NO_SUCH_ATTRIBUTE:
+                    raise_for(conn.result, "make the account usable", self._lifecycle_who)
+        return Outcome.OK
 
     def update_account(self, account: Account, person: Person) -> Account:
         check_person(person)
@@ -515,5 +557,8 @@ def _person_attributes(person: Person, *, creating: bool = False) -> dict[str, l
         "displayName": [shown],
         "mail": [person.email] if person.email else [],
         "telephoneNumber": [person.phone] if person.phone else [],
+        "title": [person.title] if person.title else [],
+        "departmentNumber": [person.department] if person.department else [],
+        "mobile": [person.mobile] if person.mobile else [],
     }
     return {name: value for name, value in values.items() if value or not creating}

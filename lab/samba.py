@@ -130,6 +130,9 @@ _PROVISIONED_ATTRIBUTES = (
     "displayName",
     "mail",
     "telephoneNumber",
+    "title",
+    "department",
+    "mobile",
     "name",
     "cn",
 )

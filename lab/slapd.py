@@ -57,7 +57,7 @@ _PWD_STATE_ATTRS = (
 # pwdAccountLockedTime (disable, enable); adding and removing entries
 # (children) that are people (entry, and the attributes a person is made of),
 # never OUs; and reading the rest of the people's tree. Nothing elsewhere.
-_PERSON_ATTRS = "entry,objectClass,uid,cn,sn,givenName,displayName,mail,telephoneNumber"
+_PERSON_ATTRS = "entry,objectClass,uid,cn,sn,givenName,displayName,mail,telephoneNumber,title,departmentNumber,mobile"
 _ACL = f"""\
 access to dn.base="" by * read
 access to dn.base="cn=Subschema" by * read

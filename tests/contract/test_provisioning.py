@@ -226,6 +226,91 @@ def test_the_places_are_the_base_and_the_ous_below_it(directory: Directory) -> N
     assert directory.locations() == [(), ("Contractors",), ("Staff",)]
 
 
+# -- awaiting set-up, then activated -----------------------------------------------------
+
+
+def awaiting(directory: Directory, login: str = "jdupont", person: Person = JEAN) -> Account:
+    outcome, account = directory.create_account(login, person, None, location=("Staff",))
+    assert outcome is Outcome.OK
+    assert account is not None
+    return account
+
+
+def test_an_account_awaiting_set_up_has_no_password_and_nothing_signs_it_in_or_resets_it(
+    role_lab: RoleLab, directory: Directory
+) -> None:
+    account = awaiting(directory)
+    assert dn.same(dn.parent(account.dn), place(role_lab, "Staff"))
+    entry = role_lab.entry(account.dn, "userPassword" if role_lab.kind == "openldap" else "userAccountControl")
+    assert entry is not None
+    if role_lab.kind == "openldap":
+        assert entry.get("userPassword", []) == []
+    details = directory.account_details(account.id)
+    assert details is not None
+    assert details.disabled
+    for login in ("jdupont", JEAN.email or ""):
+        for password in (TEMPORARY_PASSWORD, NEW_PASSWORD):
+            assert directory.verify_password(login, password)[1].outcome in (Outcome.DISABLED, Outcome.BAD_CREDENTIALS)
+    assert directory.reset_password(account, NEW_PASSWORD, must_change=False) is Outcome.DISABLED
+    assert directory.reset_password(account, NEW_PASSWORD, must_change=True) is Outcome.DISABLED
+    assert directory.unlock(account) is Outcome.DISABLED
+    assert directory.verify_password("jdupont", NEW_PASSWORD)[1].outcome is not Outcome.OK
+
+
+def test_activating_sets_the_owners_password_under_the_policy_and_enables_the_account(
+    role_lab: RoleLab, directory: Directory
+) -> None:
+    account = awaiting(directory)
+    before = role_lab.entry(account.dn)
+    for password, refusal in [("Ab1-xyz", Outcome.TOO_SHORT), ("tab\tbed-Password-1", Outcome.UNUSABLE_CHARACTERS)]:
+        assert directory.activate_account(account, password) is refusal
+    assert role_lab.entry(account.dn) == before  # a refusal changes nothing
+    assert directory.verify_password("jdupont", NEW_PASSWORD)[1].outcome is not Outcome.OK
+
+    assert directory.activate_account(account, NEW_PASSWORD) is Outcome.OK
+    found, verdict = directory.verify_password("jdupont", NEW_PASSWORD)
+    assert verdict.outcome is Outcome.OK  # not temporary: chosen by its owner
+    assert found is not None and found.id == account.id
+    details = directory.account_details(account.id)
+    assert details is not None
+    assert not (details.disabled or details.locked or details.must_change)
+    assert details.password_set_at is not None
+
+
+def test_activation_is_no_reset_and_enables_nothing_an_administrator_turned_off(
+    role_lab: RoleLab, directory: Directory
+) -> None:
+    account = awaiting(directory)
+    assert directory.activate_account(account, NEW_PASSWORD) is Outcome.OK
+    # A second use (a stale link) neither replaces the password...
+    assert directory.activate_account(account, "Another-Garden-Window-71") is Outcome.DISABLED
+    assert directory.verify_password("jdupont", NEW_PASSWORD)[1].outcome is Outcome.OK
+    # ...nor enables the account once disabled.
+    directory.disable_account(account)
+    assert directory.activate_account(account, "Another-Garden-Window-71") is Outcome.DISABLED
+    assert directory.verify_password("jdupont", NEW_PASSWORD)[1].outcome is Outcome.DISABLED
+    # An account made with a temporary password was never awaiting set-up.
+    temporary = create(directory, "mcurie", Person("Marie", "Curie"))
+    assert directory.activate_account(temporary, NEW_PASSWORD) is Outcome.DISABLED
+    assert directory.verify_password("mcurie", TEMPORARY_PASSWORD)[1].outcome is Outcome.MUST_CHANGE
+    # Nor anything outside the provisioning base.
+    john = account_of(directory, role_lab.accounts["normal"])
+    with pytest.raises(ValueError, match="LDAP_PROVISION_BASE_DN"):
+        role_lab.connect(provision_base_dn=place(role_lab, "Staff")).activate_account(john, NEW_PASSWORD)
+
+
+def test_title_department_and_mobile_are_written_read_and_cleared(role_lab: RoleLab, directory: Directory) -> None:
+    person = Person("Zoë", "Ærø", "zoe@partners.example", title="Nurse", department="Cardio", mobile="+15145550123")
+    account = awaiting(directory, "zaero", person)
+    details = directory.account_details(account.id)
+    assert details is not None
+    assert (details.title, details.department, details.mobile) == ("Nurse", "Cardio", "+15145550123")
+    directory.update_account(account, Person("Zoë", "Ærø", "zoe@partners.example", title="Head nurse"))
+    details = directory.account_details(account.id)
+    assert details is not None
+    assert (details.title, details.department, details.mobile) == ("Head nurse", None, None)
+
+
 # -- change, move, delete ---------------------------------------------------------------
 
 
