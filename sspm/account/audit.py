@@ -80,6 +80,8 @@ class Action(StrEnum):
     EMAIL_RE_ENROLLED = "email_re_enrolled"
     EMAIL_CALLER_CODE = "email_caller_code"
     EMAIL_ENROLLMENT_CLEARED = "email_enrollment_cleared"
+    #: A password-expiry reminder (a bulk send: one row per recipient).
+    EMAIL_PASSWORD_EXPIRES_SOON = "email_password_expires_soon"  # noqa: S105 (an email's name)
     #: Every signed-in session of an account ended (after a password was set); the outcome says how many.
     SESSIONS_ENDED = "sessions_ended"
     #: A request refused before any use case ran (a rate limit); the endpoint is in the details.
@@ -126,6 +128,7 @@ class Action(StrEnum):
             "re_enrolled": cls.EMAIL_RE_ENROLLED,
             "caller_code": cls.EMAIL_CALLER_CODE,
             "enrollment_cleared": cls.EMAIL_ENROLLMENT_CLEARED,
+            "password_expires_soon": cls.EMAIL_PASSWORD_EXPIRES_SOON,
         }[kind]
 
 

@@ -32,9 +32,10 @@ from sqlalchemy import select
 from connectors.directory import Account, Directory
 from lab import SeedAccount, Slapd
 from lab.smtp import Mailbox, SmtpCatcher
+from sspm.account.audit import check_chain
 from sspm.infra import jobs
 from sspm.infra.outbox import Recipient
-from sspm.infra.store import AccountPreference, JobRun, utcnow
+from sspm.infra.store import AccountPreference, AuditEvent, JobRun, utcnow
 from tests.flows.test_email import EMAIL_ENV, bodies, email_events, redis_values
 from tests.flows.test_email_failures import PATIENCE, stop_group, wait_for, worker_process
 from tests.support import Backing, services_of
@@ -193,6 +194,14 @@ def test_a_bulk_send_reaches_each_recipient_once_in_their_language_and_a_second_
     assert {event.kind for event in events} == {KIND}
     assert [run.outcome for run in runs(app)] == ["sent 3", "sent 3", "sent 1, 1 without an address"]
     assert all(job.get_status() == JobStatus.FINISHED for job in batch_jobs(app, ids))
+    # One audit row per reminder sent, by the worker, on one unbroken chain.
+    with the.store.session() as session:
+        sent_rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "email_password_expires_soon", AuditEvent.outcome == "sent")
+        ).all()
+    assert sorted(row.account_id or "" for row in sent_rows) == sorted(person.id for person in people)
+    assert {row.actor_kind for row in sent_rows} == {"job"}
+    assert check_chain(the.store)[1] is None
 
     # The same reminders queued again (two schedulers at once, a rerun of the day): nothing more goes out.
     again = the.outbox.bulk(KIND, recipients)
