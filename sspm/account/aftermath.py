@@ -30,7 +30,7 @@ from sspm.policy.actor import Actor
 log = logging.getLogger(__name__)
 
 #: The notification the owner gets, which also says what happened.
-Event = Literal["password_changed", "password_reset", "account_unlocked"]
+Event = Literal["password_changed", "password_reset", "account_unlocked", "account_ready"]
 
 
 def after_password_set(

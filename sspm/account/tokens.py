@@ -127,6 +127,20 @@ def restore(store: Store, link: Digest) -> None:
         session.execute(update(ResetToken).where(ResetToken.token_hash == link).values(spent_at=None))
 
 
+def void(store: Store, account_id: str, purpose: str) -> None:
+    """Void the account's live links of one purpose now, before a newer one is even made.
+
+    So a link re-sent by staff kills the older one at the click, not when
+    the worker gets to the new email (whose ``issue`` voids them again).
+    """
+    with store.session() as session:
+        session.execute(
+            update(ResetToken)
+            .where(ResetToken.account_id == account_id, ResetToken.purpose == purpose, ResetToken.spent_at.is_(None))
+            .values(spent_at=utcnow())
+        )
+
+
 def void_all(store: Store, account_id: str, *, session: Session | None = None) -> None:
     """A password changed: no link issued before may still change it.
 

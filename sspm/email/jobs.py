@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connectors.directory import Account
-from sspm.account import audit, callercode, tokens
+from sspm.account import audit, callercode, setup_links, tokens
 from sspm.infra import jobs, smtp
 from sspm.infra.mail_templates import _l
 from sspm.infra.services import Services
@@ -55,6 +55,8 @@ RESET_PURPOSE = "reset"
 #: Translated when the email is made, in the language it is for.
 SUBJECTS: dict[str, str] = {
     "reset_link": _l("Your password reset link"),
+    "setup_link": _l("Set up your new account"),
+    "account_ready": _l("Your account is ready"),
     "password_changed": _l("Your password was changed"),
     "password_reset": _l("Your password was reset"),
     "account_unlocked": _l("Your account was unlocked"),
@@ -66,7 +68,7 @@ SUBJECTS: dict[str, str] = {
 }
 #: Sent in batches (``send_batch``), each from templates/email/<kind>.txt and .html.
 BULK = frozenset({"password_expires_soon"})
-NOTIFICATIONS = frozenset(SUBJECTS) - {"reset_link", "caller_code"} - BULK
+NOTIFICATIONS = frozenset(SUBJECTS) - {"reset_link", "setup_link", "caller_code"} - BULK
 
 
 @contextmanager
@@ -103,7 +105,7 @@ def _message(
     **values: object,
 ) -> EmailMessage:
     settings = the.settings
-    template = template or (kind if kind in ("reset_link", "caller_code") else "notification")
+    template = template or (kind if kind in ("reset_link", "setup_link", "caller_code") else "notification")
     context = {"account": account, "kind": kind, **values}
     message = EmailMessage()
     message["Subject"] = the.mail_templates.gettext(language, SUBJECTS[kind])
@@ -124,9 +126,13 @@ def _deliver(
     language: str,
     event_id: str,
     build: Callable[[Account], EmailMessage],
+    *,
+    disabled_too: bool = False,
 ) -> str:
+    """Send what ``build`` makes to the account, once per event; ``disabled_too``: also to a disabled
+    account (a new one reads as disabled until it is set up)."""
     account = the.directory.get_account(account_id) if account_id else None
-    if account is None or not account.email or account.disabled:
+    if account is None or not account.email or (account.disabled and not disabled_too):
         return "no-recipient"
     with _claim(the.store, event_id, kind, account.id) as mine:
         if not mine:
@@ -175,6 +181,28 @@ def send_reset_link(the: Services, account_id: str, language: str, event_id: str
         return _message(the, account, "reset_link", language, event_id, link=link, minutes=minutes)
 
     return _deliver(the, "reset_link", account_id, language, event_id, build)
+
+
+@jobs.job
+def send_setup_link(the: Services, account_id: str, language: str, minutes: str, event_id: str) -> str:
+    """Email a new account's set-up link (sspm.account.setup_links), in the language staff chose for its owner.
+
+    Sent to an account that reads as disabled too: one awaiting set-up does,
+    until the link makes it usable. Whether the person may still be set up
+    (a record ended since the email was asked for) is asked here, just
+    before a token is made (setup_links.still_to_set_up).
+    """
+    if account_id and not setup_links.still_to_set_up(the.store, account_id):
+        return "not-awaiting-setup"  # a record ended since the email was asked for
+    lifetime = timedelta(minutes=int(minutes))
+
+    def build(account: Account) -> EmailMessage:
+        token = tokens.issue(the.store, account.id, setup_links.SETUP_PURPOSE, lifetime)
+        link = f"{the.settings.public_base_url}/setup?token={token}"
+        until = the.mail_templates.format_datetime(utcnow() + lifetime, language)
+        return _message(the, account, "setup_link", language, event_id, link=link, until=until)
+
+    return _deliver(the, "setup_link", account_id, language, event_id, build, disabled_too=True)
 
 
 @jobs.job

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -35,6 +36,7 @@ from sspm.infra.store import AccountPreference, Store, utcnow
 log = logging.getLogger(__name__)
 
 SEND_RESET_LINK = "sspm.email.jobs.send_reset_link"
+SEND_SETUP_LINK = "sspm.email.jobs.send_setup_link"
 SEND_NOTIFICATION = "sspm.email.jobs.send_notification"
 SEND_CALLER_CODE = "sspm.email.jobs.send_caller_code"
 SEND_BATCH = "sspm.email.jobs.send_batch"
@@ -97,6 +99,11 @@ class Outbox:
         so the request costs the same whoever it names. Raises EmailUnavailable."""
         eligible = account is not None and bool(account.email) and not account.disabled
         self._enqueue(SEND_RESET_LINK, account.id if account and eligible else "", language)
+
+    def setup_link(self, account: Account, language: str, lifetime: timedelta) -> None:
+        """Queue a new account's set-up email (sspm.account.setup_links): its id, a language and
+        the link's lifetime in whole minutes; the worker makes the token. Raises EmailUnavailable."""
+        self._enqueue(SEND_SETUP_LINK, account.id, language, str(math.ceil(lifetime.total_seconds() / 60)))
 
     def caller_code(self, account: Account, agent_id: str, nonce: str) -> None:
         """Queue the email of a helpdesk verification code (sspm.account.callercode): ids and a nonce, never
