@@ -512,6 +512,7 @@ class ActiveDirectory(LdapDirectory):
             "sAMAccountName": login,
             "userPrincipalName": upn,
             **_person_attributes(person, creating=True),
+            **self._organization_written(person),
             "pwdLastSet": "0",
         }
         if password is None:
@@ -573,7 +574,8 @@ class ActiveDirectory(LdapDirectory):
         if person.email:
             self._check_free([person.email], found.id)
         with self._lifecycle.service() as conn:
-            changes = {name: [(MODIFY_REPLACE, value)] for name, value in _person_attributes(person).items()}
+            written = {**_person_attributes(person), **self._organization_written(person)}
+            changes = {name: [(MODIFY_REPLACE, value)] for name, value in written.items()}
             conn.modify(found.dn, changes)
             raise_for(conn.result, "change the account", self._lifecycle_who)
         updated = self.get_account(found.id)

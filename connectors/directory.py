@@ -311,6 +311,10 @@ class Person:
     title: str | None = None
     department: str | None = None
     mobile: str | None = None
+    #: Written to the attribute ``DirectorySettings.organization_attribute`` names, when one is
+    #: configured (where organizations are OUs, the location says it). ``None`` writes nothing
+    #: and, unlike the fields above, leaves an account's organization as it is on an update.
+    organization: str | None = None
 
     @property
     def shown_as(self) -> str:

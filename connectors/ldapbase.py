@@ -108,6 +108,11 @@ def check_person(person: Person) -> None:
     for label, optional in (("title", person.title), ("department", person.department)):
         if optional and (len(optional) > MAX_NAME or has_control_characters(optional)):
             raise ValueError(f"a {label} has at most {MAX_NAME} characters and no control character")
+    organization = person.organization
+    if organization is not None and (
+        not organization.strip() or len(organization) > MAX_NAME or has_control_characters(organization)
+    ):
+        raise ValueError(f"an organization has 1 to {MAX_NAME} characters and no control character")
     for number in (person.phone, person.mobile):
         if number and not _PHONE.fullmatch(number):
             raise ValueError("a phone number holds digits, spaces and + ( ) . / - only")
@@ -368,6 +373,11 @@ class LdapDirectory(ABC):
                 raise DirectoryUnavailable(f"directory search failed ({conn.result['description']})")
             if any(self._details(entry).id != account_id for entry in entries):
                 raise LoginTaken(f"{login!r} already signs someone in")
+
+    def _organization_written(self, person: Person) -> dict[str, list[str]]:
+        """The organization attribute's value for ``person``; nothing when none is configured or given."""
+        name = self._settings.organization_attribute
+        return {name: [person.organization]} if name and person.organization is not None else {}
 
     def _check_location(self, target: str) -> None:
         with self._lifecycle.service() as conn:

@@ -462,6 +462,7 @@ class OpenLdapDirectory(LdapDirectory):
             "objectClass": ["inetOrgPerson"],
             "uid": login,
             **_person_attributes(person, creating=True),
+            **self._organization_written(person),
         }
         if password is None:
             # Awaiting set-up: no userPassword (no simple bind can succeed) and
@@ -534,7 +535,8 @@ class OpenLdapDirectory(LdapDirectory):
         if person.email:
             self._check_free([person.email], found.id)
         with self._lifecycle.service() as conn:
-            changes = {name: [(MODIFY_REPLACE, value)] for name, value in _person_attributes(person).items()}
+            written = {**_person_attributes(person), **self._organization_written(person)}
+            changes = {name: [(MODIFY_REPLACE, value)] for name, value in written.items()}
             conn.modify(found.dn, changes)
             raise_for(conn.result, "change the account", self._lifecycle_who)
         updated = self.get_account(found.id)

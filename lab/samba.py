@@ -133,6 +133,7 @@ _PROVISIONED_ATTRIBUTES = (
     "title",
     "department",
     "mobile",
+    "company",
     "name",
     "cn",
 )

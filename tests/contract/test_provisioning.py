@@ -311,6 +311,19 @@ def test_title_department_and_mobile_are_written_read_and_cleared(role_lab: Role
     assert (details.title, details.department, details.mobile) == ("Head nurse", None, None)
 
 
+def test_the_organization_is_written_where_the_deployment_reads_it_and_kept_by_an_update(
+    role_lab: RoleLab, directory: Directory
+) -> None:
+    account = awaiting(directory, "mcurie", Person("Marie", "Curie", organization="north-clinic"))
+    details = directory.account_details(account.id)
+    assert details is not None
+    assert details.organization == "north-clinic"
+    directory.update_account(account, Person("Marie", "Curie-Sklodowska"))
+    details = directory.account_details(account.id)
+    assert details is not None
+    assert (details.surname, details.organization) == ("Curie-Sklodowska", "north-clinic")
+
+
 # -- change, move, delete ---------------------------------------------------------------
 
 
