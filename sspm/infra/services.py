@@ -18,6 +18,7 @@ from sspm.infra import jobs, logs
 from sspm.infra.mail_templates import MailTemplates
 from sspm.infra.outbox import Outbox
 from sspm.infra.settings import ConfigError, Settings
+from sspm.infra.sms import SmsSender, open_sender
 from sspm.infra.state import State
 from sspm.infra.store import Store, head_revision
 from sspm.policy import logins
@@ -37,6 +38,8 @@ class Services:
     outbox: Outbox
     #: The emails' templates in every language, rendered without Flask.
     mail_templates: MailTemplates
+    #: Where text messages go (SSPM_SMS_SENDER): the codes that prove a new mobile number.
+    sms: SmsSender
 
     def close(self) -> None:
         jobs.detach(self)
@@ -79,6 +82,16 @@ def build(settings: Settings, *, directory: Directory | None = None, check: bool
     if len(catalogue.offered(settings.questions_offered)) < settings.questions_offered:
         raise ConfigError("SSPM_QUESTIONS_OFFERED is more than the catalogue offers")
     outbox = Outbox(state.redis, store, settings.email_retry_seconds)
-    services = Services(settings, directory, store, state, AnswerHasher(), catalogue, outbox, MailTemplates(settings))
+    services = Services(
+        settings,
+        directory,
+        store,
+        state,
+        AnswerHasher(),
+        catalogue,
+        outbox,
+        MailTemplates(settings),
+        open_sender(settings.sms),
+    )
     jobs.attach(services)
     return services

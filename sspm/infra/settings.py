@@ -10,16 +10,18 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import phonenumbers
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from dotenv import dotenv_values
 
 from connectors import KINDS
 from connectors.settings import DirectorySettings
+from sspm.infra.sms import SmsSettings
 from sspm.infra.smtp import SmtpSettings
 from sspm.policy.organizations import BadOrganizationSource, OrganizationSource
 
@@ -90,6 +92,10 @@ class Settings:
     helpdesk_verification: str = "required"
     helpdesk_verify_minutes: int = 5
     helpdesk_reset: str = "temporary"
+    #: How text messages leave (sspm.infra.sms): a local catcher (demo, tests) or an HTTP gateway.
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    #: The country a phone number typed without its +country code is read in (SSPM_PHONE_REGION, ISO 3166).
+    phone_region: str = "CA"
 
     @property
     def https(self) -> bool:
@@ -226,6 +232,21 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         retries = tuple(int(part) for part in text("SSPM_EMAIL_RETRY_SECONDS").split(",") if part.strip())
     except ValueError:
         raise ConfigError("SSPM_EMAIL_RETRY_SECONDS must be whole numbers separated by commas") from None
+    sms_dir = Path(text("SSPM_SMS_DIR") or "tmp/sms")
+    sms = SmsSettings(
+        sender=text("SSPM_SMS_SENDER").lower(),
+        directory=sms_dir if sms_dir.is_absolute() else ROOT / sms_dir,
+        gateway_url=text("SSPM_SMS_GATEWAY_URL"),
+        gateway_token=secret_of("SSPM_SMS_GATEWAY_TOKEN"),
+        timeout=number("SSPM_SMS_TIMEOUT"),
+    )
+    if sms.problems():
+        raise ConfigError(sms.problems()[0])
+    phone_region = text("SSPM_PHONE_REGION").upper()
+    if phone_region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"SSPM_PHONE_REGION must be a two-letter country code, such as CA or FR (got {phone_region!r})"
+        )
     mail_domains = tuple(
         d.strip().lower() for d in text("SSPM_LOGIN_MAIL_DOMAINS").split(",") if d.strip()
     ) or _dns_domain(directory.base_dn)
@@ -272,6 +293,8 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         helpdesk_verification=helpdesk_verification,
         helpdesk_verify_minutes=number("SSPM_HELPDESK_VERIFY_MINUTES"),
         helpdesk_reset=helpdesk_reset,
+        sms=sms,
+        phone_region=phone_region,
     )
 
 
