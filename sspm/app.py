@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     from sspm.helpdesk.views import bp as helpdesk_bp
     from sspm.home.views import bp as home_bp
     from sspm.recovery.views import bp as recovery_bp
+    from sspm.setup.views import bp as setup_bp
     from sspm.signin.views import bp as signin_bp
     from sspm.staff.views import bp as staff_bp
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         staff_bp,
         console_bp,
         helpdesk_bp,
+        setup_bp,
     ):
         app.register_blueprint(blueprint)
     logging.getLogger("sspm").setLevel(logging.INFO)
