@@ -92,6 +92,8 @@ class Settings:
     helpdesk_verification: str = "required"
     helpdesk_verify_minutes: int = 5
     helpdesk_reset: str = "temporary"
+    #: Where a new user signs in once set up (SSPM_SETUP_NEXT_URL); empty: SSPM's own home page.
+    setup_next_url: str = ""
     #: How text messages leave (sspm.infra.sms): a local catcher (demo, tests) or an HTTP gateway.
     sms: SmsSettings = field(default_factory=SmsSettings)
     #: The country a phone number typed without its +country code is read in (SSPM_PHONE_REGION, ISO 3166).
@@ -226,6 +228,11 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     )
     if smtp.problems():
         raise ConfigError(smtp.problems()[0])
+    setup_next_url = text("SSPM_SETUP_NEXT_URL")
+    if setup_next_url and (
+        urlsplit(setup_next_url).scheme not in ("http", "https") or not urlsplit(setup_next_url).netloc
+    ):
+        raise ConfigError(f"SSPM_SETUP_NEXT_URL must be empty or an absolute http(s) URL (got {setup_next_url!r})")
     if number("SSPM_RESET_LINK_MINUTES") < 1:
         raise ConfigError("SSPM_RESET_LINK_MINUTES must be at least 1: a link of 0 minutes never works")
     try:
@@ -293,6 +300,7 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         helpdesk_verification=helpdesk_verification,
         helpdesk_verify_minutes=number("SSPM_HELPDESK_VERIFY_MINUTES"),
         helpdesk_reset=helpdesk_reset,
+        setup_next_url=setup_next_url,
         sms=sms,
         phone_region=phone_region,
     )
