@@ -104,6 +104,18 @@ class Action(StrEnum):
     STAFF_SIGN_IN = "staff_sign_in"
     STAFF_REAUTH = "staff_reauth"
     STAFF_SIGN_OUT = "staff_sign_out"
+    #: The profile (sspm.profile): a new login email asked for (the link sent to it, the old address told),
+    #: then confirmed through that link and written to the directory (the addresses in the details).
+    EMAIL_CHANGE_ASKED = "email_change_asked"
+    EMAIL_CHANGED = "email_changed"
+    #: A new mobile number asked for (a code texted to it), then proved with the code and written to the
+    #: directory; PHONE_CHANGED's details say ``mobile_credentials``: the clinicians' mobile app signs in with it.
+    PHONE_CHANGE_ASKED = "phone_change_asked"
+    PHONE_CHANGED = "phone_changed"
+    EMAIL_VERIFY_EMAIL = "email_verify_email"
+    EMAIL_ADDRESS_CHANGE_ASKED = "email_address_change_asked"
+    EMAIL_ADDRESS_CHANGED = "email_address_changed"
+    EMAIL_PHONE_CHANGED = "email_phone_changed"
 
     @classmethod
     def recovery_start(cls, purpose: str) -> Action:
@@ -128,6 +140,10 @@ class Action(StrEnum):
             "re_enrolled": cls.EMAIL_RE_ENROLLED,
             "caller_code": cls.EMAIL_CALLER_CODE,
             "enrollment_cleared": cls.EMAIL_ENROLLMENT_CLEARED,
+            "verify_email": cls.EMAIL_VERIFY_EMAIL,
+            "address_change_asked": cls.EMAIL_ADDRESS_CHANGE_ASKED,
+            "address_changed": cls.EMAIL_ADDRESS_CHANGED,
+            "phone_changed": cls.EMAIL_PHONE_CHANGED,
             "password_expires_soon": cls.EMAIL_PASSWORD_EXPIRES_SOON,
         }[kind]
 

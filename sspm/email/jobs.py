@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connectors.directory import Account
-from sspm.account import audit, callercode, setup_links, tokens
+from sspm.account import audit, callercode, email_change, setup_links, tokens
 from sspm.infra import jobs, smtp
 from sspm.infra.mail_templates import _l
 from sspm.infra.services import Services
@@ -65,10 +65,16 @@ SUBJECTS: dict[str, str] = {
     "password_expires_soon": _l("Your password expires soon"),
     "caller_code": _l("Your code for the helpdesk"),
     "enrollment_cleared": _l("Your security questions were cleared"),
+    "verify_email": _l("Confirm your new email address"),
+    "address_change_asked": _l("A new email address was asked for your account"),
+    "address_changed": _l("Your login email was changed"),
+    "phone_changed": _l("Your mobile number was changed"),
 }
 #: Sent in batches (``send_batch``), each from templates/email/<kind>.txt and .html.
 BULK = frozenset({"password_expires_soon"})
-NOTIFICATIONS = frozenset(SUBJECTS) - {"reset_link", "setup_link", "caller_code"} - BULK
+NOTIFICATIONS = frozenset(SUBJECTS) - {"reset_link", "setup_link", "caller_code", "verify_email"} - BULK
+#: Notifications sent to a given address rather than the account's current one (``send_address_notice``).
+ADDRESS_NOTICES = frozenset({"address_change_asked", "address_changed"})
 
 
 @contextmanager
@@ -102,15 +108,17 @@ def _message(
     event_id: str,
     *,
     template: str | None = None,
+    to: str | None = None,
     **values: object,
 ) -> EmailMessage:
     settings = the.settings
-    template = template or (kind if kind in ("reset_link", "setup_link", "caller_code") else "notification")
+    own = ("reset_link", "setup_link", "caller_code", "verify_email")
+    template = template or (kind if kind in own else "notification")
     context = {"account": account, "kind": kind, **values}
     message = EmailMessage()
     message["Subject"] = the.mail_templates.gettext(language, SUBJECTS[kind])
     message["From"] = settings.smtp.sender
-    message["To"] = account.email
+    message["To"] = to or account.email
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = make_msgid(idstring=event_id[:16], domain="sspm.invalid")
     message["Auto-Submitted"] = "auto-generated"
@@ -128,11 +136,13 @@ def _deliver(
     build: Callable[[Account], EmailMessage],
     *,
     disabled_too: bool = False,
+    to: str | None = None,
 ) -> str:
     """Send what ``build`` makes to the account, once per event; ``disabled_too``: also to a disabled
-    account (a new one reads as disabled until it is set up)."""
+    account (a new one reads as disabled until it is set up); ``to``: to this address rather than the
+    account's (a login email being changed)."""
     account = the.directory.get_account(account_id) if account_id else None
-    if account is None or not account.email or (account.disabled and not disabled_too):
+    if account is None or not (to or account.email) or (account.disabled and not disabled_too):
         return "no-recipient"
     with _claim(the.store, event_id, kind, account.id) as mine:
         if not mine:
@@ -223,6 +233,57 @@ def send_notification(
         return _message(the, account, kind, language, event_id, when=when, source_ip=source_ip)
 
     return _deliver(the, kind, account_id, language, event_id, build)
+
+
+@jobs.job
+def send_email_verification(
+    the: Services, account_id: str, address: str, language: str, minutes: str, event_id: str
+) -> str:
+    """Email ``address`` the link that makes it the account's login email (sspm.account.email_change).
+
+    Sent to the new address, which the link proves; the token is made here,
+    so the raw token lives only in the email, and what it confirms is kept
+    by its digest: this address for this account, nothing a later request
+    asked. A newer link voids this one (``tokens.issue``).
+    """
+    lifetime = timedelta(minutes=int(minutes))
+
+    def build(account: Account) -> EmailMessage:
+        token = tokens.issue(the.store, account.id, email_change.VERIFY_EMAIL_PURPOSE, lifetime)
+        pending = email_change.Pending(account.id, address, account.username)
+        email_change.remember(the.state, tokens.digest(token), pending, lifetime)
+        link = f"{the.settings.public_base_url}/profile/email/verify?token={token}"
+        return _message(
+            the, account, "verify_email", language, event_id, to=address, link=link, minutes=minutes, address=address
+        )
+
+    return _deliver(the, "verify_email", account_id, language, event_id, build, to=address)
+
+
+@jobs.job
+def send_address_notice(
+    the: Services,
+    account_id: str,
+    kind: str,
+    address: str,
+    new_address: str,
+    language: str,
+    at: str,
+    source_ip: str,
+    event_id: str,
+) -> str:
+    """Tell ``address``, the account's login email before a change, that ``new_address`` was asked for or now
+    replaces it: sent there by name, since by the time this runs the account's address may be the new one."""
+    if kind not in ADDRESS_NOTICES:
+        raise ValueError(f"unknown address notice {kind!r}")
+
+    def build(account: Account) -> EmailMessage:
+        when = the.mail_templates.format_datetime(datetime.fromisoformat(at), language)
+        return _message(
+            the, account, kind, language, event_id, to=address, when=when, source_ip=source_ip, new_address=new_address
+        )
+
+    return _deliver(the, kind, account_id, language, event_id, build, to=address)
 
 
 @jobs.job

@@ -39,6 +39,8 @@ SEND_RESET_LINK = "sspm.email.jobs.send_reset_link"
 SEND_SETUP_LINK = "sspm.email.jobs.send_setup_link"
 SEND_NOTIFICATION = "sspm.email.jobs.send_notification"
 SEND_CALLER_CODE = "sspm.email.jobs.send_caller_code"
+SEND_EMAIL_VERIFICATION = "sspm.email.jobs.send_email_verification"
+SEND_ADDRESS_NOTICE = "sspm.email.jobs.send_address_notice"
 SEND_BATCH = "sspm.email.jobs.send_batch"
 #: Recipients per batch job: RQ's bookkeeping (~20 ms a job) shared by this many, and
 #: a batch still short enough (about half a second) that stopping a worker waits little.
@@ -109,6 +111,27 @@ class Outbox:
         """Queue the email of a helpdesk verification code (sspm.account.callercode): ids and a nonce, never
         the code, which the worker makes. In the owner's own language. Raises EmailUnavailable."""
         self._enqueue(SEND_CALLER_CODE, account.id, agent_id, nonce)
+
+    def email_verification(self, account: Account, address: str, language: str, lifetime: timedelta) -> None:
+        """Queue the link that proves ``address`` as the account's new login email, sent there
+        (sspm.account.email_change); the worker makes the token. Raises EmailUnavailable."""
+        self._enqueue(
+            SEND_EMAIL_VERIFICATION, account.id, address, language, str(math.ceil(lifetime.total_seconds() / 60))
+        )
+
+    def address_notice(
+        self, account: Account, kind: str, address: str, new_address: str, language: str, source_ip: str
+    ) -> bool:
+        """Queue a notice about the login email to ``address`` (the old one), naming ``new_address``;
+        False if it could not be queued (logged here; the caller audits it)."""
+        try:
+            self._enqueue(
+                SEND_ADDRESS_NOTICE, account.id, kind, address, new_address, language, utcnow().isoformat(), source_ip
+            )
+        except EmailUnavailable as exc:
+            log.warning("address notice %s for %s not queued: %s", kind, account.id, exc)
+            return False
+        return True
 
     def notify(self, account: Account, kind: str, language: str, source_ip: str) -> bool:
         """Queue "this just happened to your account" (the worker remembers the language).
