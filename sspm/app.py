@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     from sspm.enroll.views import bp as enroll_bp
     from sspm.helpdesk.views import bp as helpdesk_bp
     from sspm.home.views import bp as home_bp
+    from sspm.profile.views import bp as profile_bp
     from sspm.recovery.views import bp as recovery_bp
     from sspm.setup.views import bp as setup_bp
     from sspm.signin.views import bp as signin_bp
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         staff_bp,
         console_bp,
         helpdesk_bp,
+        profile_bp,
         setup_bp,
     ):
         app.register_blueprint(blueprint)

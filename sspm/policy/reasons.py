@@ -77,6 +77,17 @@ class Reason(StrEnum):
     NOT_GRANTABLE = "not_grantable"
     NO_SUCH_GRANT = "no_such_grant"
     NOT_IN_ROLE = "not_in_role"
+    # The profile: one's own login email and mobile number.
+    EMAIL_SAME = "email_same"
+    EMAIL_TAKEN = "email_taken"
+    WRONG_ACCOUNT = "wrong_account"
+    PHONE_INVALID = "phone_invalid"
+    PHONE_NOT_MOBILE = "phone_not_mobile"
+    PHONE_SAME = "phone_same"
+    PHONE_CODE_WRONG = "phone_code_wrong"
+    PHONE_CODE_GONE = "phone_code_gone"
+    SMS_UNAVAILABLE = "sms_unavailable"
+    CONTACTS_NOT_EDITABLE = "contacts_not_editable"
 
 
 #: Reasons about the new password: said next to that field.
@@ -94,7 +105,9 @@ NEW_PASSWORD_REASONS = frozenset(
 )
 
 #: Reasons that mean "not now, try again": a 503, not a 422.
-UNAVAILABLE = frozenset({Reason.UNAVAILABLE, Reason.EMAIL_UNAVAILABLE, Reason.STAFF_EMAIL_UNAVAILABLE})
+UNAVAILABLE = frozenset(
+    {Reason.UNAVAILABLE, Reason.EMAIL_UNAVAILABLE, Reason.STAFF_EMAIL_UNAVAILABLE, Reason.SMS_UNAVAILABLE}
+)
 
 
 def of(outcome: Outcome) -> Reason:

@@ -88,6 +88,8 @@ def staff_frame() -> dict[str, Any]:
     except (StateUnavailable, SQLAlchemyError):  # an error page must still render
         member = None
     nav = [(path, label) for path, label, _about in sections(member.grants)] if member else []
+    if member:
+        nav.append(("/staff/profile", _l("Your profile")))  # sspm.profile: one's own email, mobile, password age
     return {"staff_signed_in": member is not None, "staff_nav": nav}
 
 

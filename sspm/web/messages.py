@@ -132,6 +132,36 @@ REASONS: dict[Reason, LazyString] = {
     Reason.STAFF_EMAIL_UNAVAILABLE: _l(
         "We could not send the email right now, and nothing was sent. Wait a minute and try again."
     ),
+    # The profile: the signed-in owner changing their own login email or mobile number.
+    Reason.EMAIL_SAME: _l("This is already your login email. Type the new address you want to use."),
+    Reason.EMAIL_TAKEN: _l(
+        "Another account already uses this address, so it cannot be yours too. Type another address, "
+        "or contact %(lra)s if it should be yours."
+    ),
+    # A link opened while someone else is signed in on this browser: it never changes the wrong account.
+    Reason.WRONG_ACCOUNT: _l(
+        "This link is for another account than the one signed in here, so nothing was changed. "
+        "Sign out, then open the link again and confirm with the password of the account that asked for it."
+    ),
+    Reason.PHONE_INVALID: _l(
+        "This is not a phone number we can use. Type it with its area code, for example 613 555 0123, "
+        "or with + and the country code, for example +33 6 12 34 56 78."
+    ),
+    Reason.PHONE_NOT_MOBILE: _l("This is a landline number: text messages cannot reach it. Type a mobile number."),
+    Reason.PHONE_SAME: _l("This is already your mobile number. Type the new number you want to use."),
+    Reason.PHONE_CODE_WRONG: _l(
+        "This code is not right. Type the 6 digits of the newest text message we sent to your new number."
+    ),
+    Reason.PHONE_CODE_GONE: _l(
+        "This code no longer works: it ran out, was already used, or was typed wrong too many times. "
+        "Your number was not changed. Ask for a new code."
+    ),
+    Reason.SMS_UNAVAILABLE: _l(
+        "We could not send the text message right now, and nothing was changed. Wait a few minutes and try again."
+    ),
+    Reason.CONTACTS_NOT_EDITABLE: _l(
+        "Your email and phone number cannot be changed here for this account. Contact %(lra)s to change them."
+    ),
 }
 
 
