@@ -7,8 +7,8 @@ table printed.
 
 Everything lives under .demo/ (git-ignored), the AD demo's under .demo/ad/:
 the directory's database (so a changed password survives a restart), its
-CA, Redis, SSPM's own database (enrollments, audit), caught emails and a
-secret generated once. Ports: DEMO_PORT (web, default 8000),
+CA, Redis, SSPM's own database (enrollments, audit), caught emails and
+text messages, and a secret generated once. Ports: DEMO_PORT (web, default 8000),
 DEMO_LDAPS_PORT / DEMO_LDAP_PORT (OpenLDAP, default 10636 / 10389),
 DEMO_REDIS_PORT (default 16379), DEMO_SMTP_PORT (default 10025). The Samba
 DC listens on the standard LDAPS port, 636, of a spare loopback address
@@ -300,6 +300,8 @@ def main() -> int:
             smtp_port=mail.port,
             SSPM_SECRET_KEY=_secret(data),
             SSPM_PUBLIC_BASE_URL=base_url,
+            SSPM_SMS_SENDER="catcher",
+            SSPM_SMS_DIR=str(data / "sms"),
         )
         _enroll_demo_users(sspm_env)
         demo_staff = seed_demo_staff(sspm_env, data)
@@ -321,6 +323,8 @@ def main() -> int:
             f"{staff_table(demo_staff)}\n"
             f"(Elsewhere staff are made with: python -m sspm staff grant <email> <role> --organization <org>.)\n\n"
             f"Emails (reset links, notifications) are caught locally: each lands as a .eml file in {data / 'mail'}\n"
+            f"Text messages (the code that proves a new mobile number, at /profile) too: each lands as a .sms file "
+            f"in {data / 'sms'}\n"
             f"\nCtrl-C stops the demo.\n",
             flush=True,
         )
