@@ -586,6 +586,9 @@ class SambaDC:
             "LDAP_PROVISIONING_BIND_DN": self.provisioning_dn,
             "LDAP_PROVISIONING_BIND_PASSWORD": self.provisioning_password,
             "SSPM_ORGANIZATION_FROM": f"attribute:{ORGANIZATION_ATTRIBUTES['ad']}",
+            # New people's accounts (sspm.people) go to the lab's Staff OU, whatever their organization.
+            "SSPM_PEOPLE_EMPLOYEES_LOCATION": PEOPLE_OUS[0],
+            "SSPM_PEOPLE_CLINICIANS_LOCATION": PEOPLE_OUS[0],
         }
 
     @property

@@ -23,6 +23,7 @@ from lab.seed import (
     DEMO_ACCOUNTS,
     ORGANIZATION_ATTRIBUTES,
     PEOPLE_DN,
+    PEOPLE_OUS,
     PROVISIONING_DN,
     SERVICE_DN,
     SeedAccount,
@@ -136,6 +137,9 @@ class Slapd:
             "LDAP_PROVISIONING_BIND_DN": self.provisioning_dn,
             "LDAP_PROVISIONING_BIND_PASSWORD": self.provisioning_password,
             "SSPM_ORGANIZATION_FROM": f"attribute:{ORGANIZATION_ATTRIBUTES['openldap']}",
+            # New people's accounts (sspm.people) go to the lab's Staff OU, whatever their organization.
+            "SSPM_PEOPLE_EMPLOYEES_LOCATION": PEOPLE_OUS[0],
+            "SSPM_PEOPLE_CLINICIANS_LOCATION": PEOPLE_OUS[0],
         }
 
     def stop(self) -> None:

@@ -66,6 +66,16 @@ class Action(StrEnum):
     HELPDESK_VERIFY = "helpdesk_verify"
     HELPDESK_UNLOCK = "helpdesk_unlock"
     HELPDESK_CLEAR_ENROLLMENT = "helpdesk_clear_enrollment"
+    #: People's records (sspm.people): a record opened, created (its account provisioned), saved, ended by
+    #: hand, re-activated, its owner's set-up email queued; refusals (out of reach answers like absent) too.
+    RECORD_VIEW = "record_view"
+    RECORD_CREATE = "record_create"
+    RECORD_UPDATE = "record_update"
+    RECORD_END = "record_end"
+    RECORD_REACTIVATE = "record_reactivate"
+    RECORD_SETUP_LINK = "record_setup_link"
+    #: A manager told that a record of someone reporting to them ended (sspm.people.jobs).
+    EMAIL_RECORD_ENDED = "email_record_ended"
     #: A new account's owner chose its first password through the set-up link (sspm.setup).
     SETUP = "setup"
     #: A live set-up link was opened: the address it was sent to is the owner's (sspm.account.setup_links).

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from connectors.directory import Account
 from sspm.account import audit, tokens
 from sspm.infra.outbox import Outbox
-from sspm.infra.store import Store
+from sspm.infra.store import PersonRecord, Store
 from sspm.policy.actor import Actor
 
 #: The purpose set-up tokens are bound to (sspm.account.tokens).
@@ -53,8 +55,12 @@ def still_to_set_up(store: Store, account_id: str) -> bool:
 
     The directory cannot tell an account awaiting set-up from one that was
     also disabled since (a record ended before its owner came), and
-    ``activate_account`` would enable both: so the person's record decides.
-    The hook the staff records answer from; until they do, every account may.
+    ``activate_account`` would enable both: so the person's record decides
+    (sspm.people): an account whose record ended may not; one without a
+    record (made another way) may.
     """
-    del store, account_id
-    return True
+    with store.session() as session:
+        ended = session.scalar(
+            select(PersonRecord.id).where(PersonRecord.account_id == account_id, PersonRecord.status == "ended")
+        )
+    return ended is None

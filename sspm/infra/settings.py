@@ -94,6 +94,12 @@ class Settings:
     helpdesk_reset: str = "temporary"
     #: Where a new user signs in once set up (SSPM_SETUP_NEXT_URL); empty: SSPM's own home page.
     setup_next_url: str = ""
+
+    #: How long a new user's set-up link works (SSPM_SETUP_LINK_HOURS).
+    setup_link_hours: int = 72
+    #: Where each section's new accounts go (SSPM_PEOPLE_*_LOCATION): see :func:`people_location`.
+    people_employees_location: str = ""
+    people_clinicians_location: str = ""
     #: How text messages leave (sspm.infra.sms): a local catcher (demo, tests) or an HTTP gateway.
     sms: SmsSettings = field(default_factory=SmsSettings)
     #: The country a phone number typed without its +country code is read in (SSPM_PHONE_REGION, ISO 3166).
@@ -233,6 +239,13 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         urlsplit(setup_next_url).scheme not in ("http", "https") or not urlsplit(setup_next_url).netloc
     ):
         raise ConfigError(f"SSPM_SETUP_NEXT_URL must be empty or an absolute http(s) URL (got {setup_next_url!r})")
+    if number("SSPM_SETUP_LINK_HOURS") < 1:
+        raise ConfigError("SSPM_SETUP_LINK_HOURS must be at least 1: a link of 0 hours never works")
+    for key in ("SSPM_PEOPLE_EMPLOYEES_LOCATION", "SSPM_PEOPLE_CLINICIANS_LOCATION"):
+        try:
+            people_location(text(key), "organization")
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     if number("SSPM_RESET_LINK_MINUTES") < 1:
         raise ConfigError("SSPM_RESET_LINK_MINUTES must be at least 1: a link of 0 minutes never works")
     try:
@@ -300,10 +313,34 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         helpdesk_verification=helpdesk_verification,
         helpdesk_verify_minutes=number("SSPM_HELPDESK_VERIFY_MINUTES"),
         helpdesk_reset=helpdesk_reset,
+        setup_link_hours=number("SSPM_SETUP_LINK_HOURS"),
+        people_employees_location=text("SSPM_PEOPLE_EMPLOYEES_LOCATION"),
+        people_clinicians_location=text("SSPM_PEOPLE_CLINICIANS_LOCATION"),
         setup_next_url=setup_next_url,
         sms=sms,
         phone_region=phone_region,
     )
+
+
+def people_location(pattern: str, organization: str) -> tuple[str, ...]:
+    """The place (connectors.directory.Location) a SSPM_PEOPLE_*_LOCATION pattern names for ``organization``.
+
+    OU names outermost first, separated by "/", ``{organization}`` replaced
+    by the record's organization; empty is the provisioning base. Names only,
+    never DN syntax: the connector escapes each. ValueError for an empty
+    name between two "/" or a brace that is not ``{organization}``.
+    """
+    if not pattern.strip():
+        return ()
+    names = []
+    for part in pattern.split("/"):
+        name = part.strip()
+        if not name:
+            raise ValueError(f"an OU name is missing in {pattern!r} (two / in a row, or one at an end)")
+        if "{" in name.replace("{organization}", "") or "}" in name.replace("{organization}", ""):
+            raise ValueError(f"only {{organization}} may be written in braces (got {pattern!r})")
+        names.append(name.replace("{organization}", organization))
+    return tuple(names)
 
 
 def staff_totp_key(source: str) -> str:

@@ -1,4 +1,4 @@
-"""SSPM's own store: enrollments, answer hashes, reset tokens, audit events, staff and their grants.
+"""SSPM's own store: enrollments, answer hashes, reset tokens, audit events, staff and their grants, people's records.
 
 SQLAlchemy on SQLite by default, PostgreSQL by URL. The schema is made and
 evolved only by the Alembic migrations in migrations/ (``migrate()``); the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -230,6 +231,63 @@ class StaffRecoveryCode(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     staff: Mapped[StaffMember] = relationship(back_populates="recovery_codes")
+
+
+class PersonRecord(Base):
+    """An Employee or a Clinician (sspm.people), and the directory account SSPM provisioned for them.
+
+    The record is SSPM's; the account is the directory's, found by its
+    immutable id: what the record says of names, title, unit and contacts
+    was written there by SSPM, and a difference on opening means someone
+    changed the account outside SSPM. ``version`` goes up by one at every
+    save, and a save names the version it started from (optimistic
+    concurrency): two staff editing one record never silently overwrite
+    each other. Records are never deleted by a click; an ended one stays.
+    """
+
+    __tablename__ = "person_record"
+    __table_args__ = (UniqueConstraint("college_key", "registration_number", name="uq_person_registration"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: "employee" or "clinician": which section, and whose roles reach it.
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    #: As sspm.policy.organizations.key has it.
+    organization: Mapped[str] = mapped_column(String(256), index=True)
+    given_name: Mapped[str] = mapped_column(String(64))
+    family_name: Mapped[str] = mapped_column(String(64))
+    #: "en" or "fr": the language of the emails its person gets.
+    language: Mapped[str] = mapped_column(String(8))
+    #: The verified work email, as the directory has it (sign-in and recovery use it).
+    work_email: Mapped[str] = mapped_column(String(256))
+    #: A new address staff typed, not yet proven by its owner: never in the directory until then.
+    pending_email: Mapped[str | None] = mapped_column(String(256))
+    job_title: Mapped[str] = mapped_column(String(64), default="")
+    department: Mapped[str] = mapped_column(String(64), default="")
+    #: The manager's directory account (immutable id) and name as shown when it was chosen.
+    manager_account_id: Mapped[str | None] = mapped_column(String(64))
+    manager_name: Mapped[str] = mapped_column(String(256), default="")
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    #: "active" or "ended".
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    #: The directory account provisioned for the record (None only while it is being created).
+    account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: The user name SSPM made for it: never given to anyone else, even once the account is gone.
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Clinicians only: the regulatory college (as typed, and folded for uniqueness), the number, the specialty.
+    college: Mapped[str | None] = mapped_column(String(128))
+    college_key: Mapped[str | None] = mapped_column(String(128))
+    registration_number: Mapped[str | None] = mapped_column(String(32))
+    specialty: Mapped[str | None] = mapped_column(String(64))
+    #: E.164 (phonenumbers), written to the directory's mobile attribute.
+    mobile: Mapped[str | None] = mapped_column(String(20))
+    #: Names, user name and emails folded (case, accents) for the lists' search.
+    search_text: Mapped[str] = mapped_column(String(1024), default="")
+    #: When the owner chose a first password (seen by SSPM); None while the account awaits set-up.
+    set_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Store:

@@ -57,6 +57,18 @@ class Reason(StrEnum):
     ANSWER_CONTAINS_PASSWORD = "answer_contains_password"  # noqa: S105 (a reason, not a password)
     # Limits.
     RATE_LIMITED = "rate_limited"
+    # People's records (staff keeping Employees and Clinicians).
+    NO_SUCH_RECORD = "no_such_record"
+    RECORD_CHANGED = "record_changed"
+    RECORD_ENDED = "record_ended"
+    RECORD_REFUSED = "record_refused"
+    WORK_EMAIL_TAKEN = "work_email_taken"
+    REGISTRATION_TAKEN = "registration_taken"
+    NO_SUCH_MANAGER = "no_such_manager"
+    ORGANIZATION_REFUSED = "organization_refused"
+    NO_PLACE = "no_place"
+    ACCOUNT_GONE = "account_gone"
+    ALREADY_SET_UP = "already_set_up"
     # The helpdesk (staff, about someone else's account).
     NO_SUCH_ACCOUNT = "no_such_account"
     NOT_VERIFIED = "not_verified"

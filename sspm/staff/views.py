@@ -50,8 +50,9 @@ ROLE_NAMES: dict[Role, LazyString] = {
 #: Recovery codes left at or below which the home page says to make new ones.
 FEW_CODES_LEFT = 3
 
-#: The console's sections, by the permission that opens each; a section shows if that permission reaches anywhere.
-SECTIONS: tuple[tuple[Permission, str, LazyString, LazyString], ...] = (
+#: The console's sections, by the permission (or any of the permissions) that opens each; a section shows if
+#: one of them reaches anywhere.
+SECTIONS: tuple[tuple[Permission | tuple[Permission, ...], str, LazyString, LazyString], ...] = (
     (
         Permission.HELPDESK,
         "/staff/helpdesk",
@@ -65,6 +66,12 @@ SECTIONS: tuple[tuple[Permission, str, LazyString, LazyString], ...] = (
         _l("See who is staff and grant or take back roles."),
     ),
     (
+        (Permission.RECORDS_EMPLOYEES, Permission.RECORDS_CLINICIANS, Permission.RECORDS_READ),
+        "/staff/people",
+        _l("People"),
+        _l("The Employees and Clinicians records, each with the directory account it gives its person."),
+    ),
+    (
         Permission.AUDIT_VIEW,
         "/staff/audit",
         _l("Audit"),
@@ -75,7 +82,11 @@ SECTIONS: tuple[tuple[Permission, str, LazyString, LazyString], ...] = (
 
 def sections(grants: Grants) -> list[tuple[str, LazyString, LazyString]]:
     """(path, label, what it is for) of each section these grants open."""
-    return [(path, label, about) for allows, path, label, about in SECTIONS if not reach(grants, allows).nothing]
+    return [
+        (path, label, about)
+        for allows, path, label, about in SECTIONS
+        if any(not reach(grants, one).nothing for one in (allows if isinstance(allows, tuple) else (allows,)))
+    ]
 
 
 @bp.app_context_processor

@@ -96,6 +96,46 @@ REASONS: dict[Reason, LazyString] = {
         "This page is not part of your role. Go back to the staff console; if you need it, "
         "ask whoever granted you your role."
     ),
+    # People's records: said to staff. One sentence for a record that does not exist and one out of reach.
+    Reason.NO_SUCH_RECORD: _l(
+        "There is no record here that your role lets you open. Go back to the list and search for the person; "
+        "if they belong to an organization you do not serve, ask its administrator."
+    ),
+    Reason.RECORD_CHANGED: _l(
+        "Someone else saved this record since you opened it, so nothing was saved. What you typed is still below, "
+        "beside what is saved now: check it, then save again to keep your version."
+    ),
+    Reason.RECORD_ENDED: _l("This record has ended, so it cannot be changed. Re-activate it first if it should go on."),
+    Reason.RECORD_REFUSED: _l(
+        "The directory refused these details, and nothing was saved. Check the names and titles for unusual "
+        "characters, then try again; if it happens again, contact %(lra)s."
+    ),
+    Reason.WORK_EMAIL_TAKEN: _l(
+        "Another account already signs in with this email address. Type the person’s own work email."
+    ),
+    Reason.REGISTRATION_TAKEN: _l(
+        "Another clinician already has this registration number with this college. Check the number and the "
+        "college, or open that clinician’s record from the list."
+    ),
+    Reason.NO_SUCH_MANAGER: _l(
+        "No account signs in with this. Type the user name or email address the manager signs in with, "
+        "or leave it empty."
+    ),
+    Reason.ORGANIZATION_REFUSED: _l(
+        "Your role does not let you create records in this organization. Choose one of the organizations listed."
+    ),
+    Reason.NO_PLACE: _l(
+        "The directory has no place for new accounts of this organization yet, so nothing was created. "
+        "Ask %(lra)s to create it, then try again."
+    ),
+    Reason.ACCOUNT_GONE: _l(
+        "The directory account of this record was removed outside SSPM, so nothing could be changed. "
+        "Ask %(lra)s what happened to it."
+    ),
+    Reason.ALREADY_SET_UP: _l(
+        "This person already set up their account, so there is no set-up email to send. "
+        "If they forgot their password, they can use Forgot password."
+    ),
     # The helpdesk: said to a staff member about someone else's account. One sentence for an account
     # that does not exist and one outside the agent's reach, so neither tells the other apart.
     Reason.NO_SUCH_ACCOUNT: _l(
