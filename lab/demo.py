@@ -33,20 +33,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyotp
+from sqlalchemy import select
 
 from connectors import KINDS, open_directory
+from connectors.directory import Directory, Outcome, Person
 from lab import samba
 from lab.enrollment import DEMO_ANSWERS, seed_enrollment
 from lab.env import sspm_environ
 from lab.redis import start_redis
-from lab.seed import DEMO_ACCOUNTS, MAIL_DOMAIN, NORTH_CLINIC, PEOPLE_DN, ST_MARY, STAFF_ACCOUNTS
+from lab.seed import (
+    DEMO_ACCOUNTS,
+    DEMO_PEOPLE,
+    MAIL_DOMAIN,
+    NORTH_CLINIC,
+    PEOPLE_DN,
+    ST_MARY,
+    STAFF_ACCOUNTS,
+    DemoPerson,
+)
 from lab.slapd import Slapd, start_slapd
 from lab.smtp import start_smtp
-from sspm.account import staff
+from sspm.account import audit, staff
 from sspm.infra.settings import ROOT as SSPM_ROOT
-from sspm.infra.settings import load
-from sspm.infra.store import Store, migrate
+from sspm.infra.settings import Settings, load, people_location
+from sspm.infra.store import PersonRecord, Store, migrate, utcnow
+from sspm.people.service import search_text_of
 from sspm.policy.actor import Actor
+from sspm.policy.organizations import key
 from sspm.policy.questions import AnswerHasher, Catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +203,104 @@ def seed_demo_staff(environ: dict[str, str], data: Path) -> list[DemoStaff]:
     return shown
 
 
+def seed_demo_people(environ: dict[str, str]) -> list[tuple[DemoPerson, str]]:
+    """Provision the demo's Employees and Clinicians once, already set up, with their records; what to print.
+
+    Each account is made as creating a record makes it (``create_account``
+    awaiting set-up, in SSPM_PEOPLE_*_LOCATION, its organization written),
+    then given its seeded password as the set-up link would
+    (``activate_account``); the record says so. A restart finds them by user
+    name and makes nothing twice; a record changed or ended in the demo stays so.
+    """
+    settings = load(env_file=DEMO / "none.env", environ=environ)
+    store = Store(settings.database_url)
+    directory = open_directory(settings.directory_kind, settings.directory)
+    operator = Actor.operator("demo")
+    shown: list[tuple[DemoPerson, str]] = []
+    try:
+        for person in DEMO_PEOPLE:
+            with store.session() as session:
+                record = session.scalar(select(PersonRecord).where(PersonRecord.username == person.uid))
+            if record is None:
+                record = _provision_demo_person(settings, store, directory, operator, person)
+            shown.append((person, record.status))
+    finally:
+        directory.close()
+        store.close()
+    return shown
+
+
+def _provision_demo_person(
+    settings: Settings, store: Store, directory: Directory, operator: Actor, person: DemoPerson
+) -> PersonRecord:
+    clinician = person.kind == "clinician"
+    pattern = settings.people_clinicians_location if clinician else settings.people_employees_location
+    account = directory.find_account(person.uid)
+    if account is None:
+        written = Person(
+            person.given_name,
+            person.surname,
+            email=person.mail,
+            title=person.title,
+            department=person.department,
+            mobile=person.mobile or None,
+            organization=person.organization if settings.directory.organization_attribute else None,
+        )
+        outcome, account = directory.create_account(
+            person.uid, written, None, location=people_location(pattern, person.organization)
+        )
+        assert outcome is Outcome.OK and account is not None
+        assert directory.activate_account(account, person.password) is Outcome.OK
+    now = utcnow()
+    record = PersonRecord(
+        kind=person.kind,
+        organization=person.organization,
+        given_name=person.given_name,
+        family_name=person.surname,
+        language=person.language,
+        work_email=person.mail,
+        job_title=person.title,
+        department=person.department,
+        manager_name="",
+        start_date=now.date(),
+        status="active",
+        account_id=account.id,
+        username=person.uid,
+        college=person.college or None,
+        college_key=key(person.college) or None,
+        registration_number=person.registration_number or None,
+        specialty=person.specialty or None,
+        mobile=person.mobile or None,
+        set_up_at=now,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    record.search_text = search_text_of(record)
+    with store.session() as session:
+        session.add(record)
+    audit.record(
+        store,
+        audit.Action.RECORD_CREATE,
+        "ok",
+        actor=operator,
+        account=account,
+        details={"record": record.id, "kind": person.kind, "organization": person.organization, "demo": True},
+    )
+    return record
+
+
+def people_table(people: list[tuple[DemoPerson, str]]) -> str:
+    """The records block the demo prints: who, which section and organization, and how to sign in as them."""
+    rows = [f"  {'user name':<10} {'password':<26} {'section':<10} {'organization':<13} name"]
+    rows += [
+        f"  {p.uid:<10} {p.password:<26} {p.kind + 's':<10} {p.organization:<13} {p.given_name} {p.surname}"
+        + ("" if status == "active" else f" ({status})")
+        for p, status in people
+    ]
+    return "\n".join(rows)
+
+
 def staff_table(members: list[DemoStaff]) -> str:
     """The staff block the demo prints: logins, passwords, roles, secrets, and a code command each."""
     if not members:
@@ -305,6 +416,7 @@ def main() -> int:
         )
         _enroll_demo_users(sspm_env)
         demo_staff = seed_demo_staff(sspm_env, data)
+        demo_people = seed_demo_people(sspm_env)
         environ = {**os.environ, **sspm_env}
         print(
             f"\nSSPM demo: PARTNERS directory ({_DIRECTORY_NAMES[args.directory]}) at {directory.ldaps_url}, "
@@ -322,6 +434,10 @@ def main() -> int:
             f"Staff console at {base_url}/staff (user name and password, then the TOTP code):\n"
             f"{staff_table(demo_staff)}\n"
             f"(Elsewhere staff are made with: python -m sspm staff grant <email> <role> --organization <org>.)\n\n"
+            f"People's records at {base_url}/staff/people (admin1 sees both sections of st-mary, manager1 its "
+            f"employees, helpdesk1 reads them), each already set up; their own passwords:\n"
+            f"{people_table(demo_people)}\n"
+            f"(A record created there emails its person a set-up link: it lands in {data / 'mail'}.)\n\n"
             f"Emails (reset links, notifications) are caught locally: each lands as a .eml file in {data / 'mail'}\n"
             f"Text messages (the code that proves a new mobile number, at /profile) too: each lands as a .sms file "
             f"in {data / 'sms'}\n"

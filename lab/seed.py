@@ -111,6 +111,53 @@ STAFF_ACCOUNTS: tuple[SeedAccount, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class DemoPerson:
+    """An Employee or a Clinician the demo keeps a record of (sspm.people), already set up.
+
+    Not in the seeded LDIF: the demo provisions each through the connector, as
+    creating a record does, so the OpenLDAP and the AD demo make them alike.
+    """
+
+    kind: str
+    uid: str
+    given_name: str
+    surname: str
+    password: str
+    organization: str
+    title: str
+    department: str
+    language: str
+    college: str = ""
+    registration_number: str = ""
+    specialty: str = ""
+    mobile: str = ""
+
+    @property
+    def mail(self) -> str:
+        return f"{self.uid}@{MAIL_DOMAIN}"
+
+
+#: The demo's records, two organizations, both sections; names in more than ASCII on purpose.
+DEMO_PEOPLE: tuple[DemoPerson, ...] = (
+    DemoPerson(
+        "employee", "ndiallo", "Nadia", "Diallo", "Lantern-Orchid-Meadow-24", ST_MARY, "Ward clerk", "Admissions", "fr"
+    ),
+    DemoPerson(
+        "employee", "pobrien", "Patrick", "O'Brien", "Pebble-Canyon-Harbor-63", NORTH_CLINIC, "Receptionist",
+        "Front desk", "en",
+    ),
+    DemoPerson(
+        "clinician", "ctremblay", "Chloé", "Tremblay", "Violet-Summit-Quarry-48", ST_MARY, "Nurse", "Cardiology", "fr",
+        "Ordre des infirmières et infirmiers du Québec", "2019-1234", "Cardiology", "+15145550147",
+    ),
+    DemoPerson(
+        "clinician", "akhan", "Amir", "Khan", "Ember-Falcon-Meadow-52", NORTH_CLINIC, "Physician", "Family medicine",
+        "en", "College of Physicians and Surgeons of Ontario", "98765", "Family medicine", "+16135550199",
+    ),
+)  # fmt: skip
+
+
 def bench_accounts(n: int) -> list[SeedAccount]:
     """Interchangeable accounts sharing BENCH_PASSWORD: load tools need no lookup."""
     return [_account(f"bench{i:04d}", "Bench", f"User {i:04d}", BENCH_PASSWORD, "normal") for i in range(1, n + 1)]

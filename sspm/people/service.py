@@ -255,7 +255,7 @@ def fold(text: str) -> str:
     return " ".join(anyascii(text).casefold().split())
 
 
-def _search_text(record: PersonRecord) -> str:
+def search_text_of(record: PersonRecord) -> str:
     parts = [
         record.given_name,
         record.family_name,
@@ -337,7 +337,7 @@ def _reconcile(the: Services, record: PersonRecord, details: AccountDetails | No
         if row is None:
             return record
         session.refresh(row)
-        row.search_text = _search_text(row)
+        row.search_text = search_text_of(row)
         return row
 
 
@@ -530,7 +530,7 @@ def _reserve(
         created_at=now,
         updated_at=now,
     )
-    record.search_text = _search_text(record)
+    record.search_text = search_text_of(record)
     try:
         with the.store.session() as session:
             session.add(record)
@@ -651,7 +651,7 @@ def update_record(
                 return Result(Reason.RECORD_CHANGED, record=current or record)
             saved = session.get(PersonRecord, record.id)
             assert saved is not None
-            saved.search_text = _search_text(saved)
+            saved.search_text = search_text_of(saved)
             session.flush()
             # In the same transaction: a directory that refuses leaves the record as it was.
             the.directory.update_account(found.account, _person(saved, directory_email=saved.work_email, keep=found))

@@ -25,6 +25,8 @@ from werkzeug.test import TestResponse
 from connectors import dn
 from connectors.directory import Account, Outcome
 from lab import Pki, Slapd
+from lab.demo import people_table, seed_demo_people
+from lab.env import sspm_environ
 from lab.seed import NORTH_CLINIC, PEOPLE_DN, ST_MARY, STAFF_ACCOUNTS
 from sspm.account import audit, tokens
 from sspm.account.setup_links import SETUP_PURPOSE, still_to_set_up
@@ -663,3 +665,32 @@ def test_the_console_offers_people_to_every_role_that_reads_records(app: Flask) 
     helpdesk = agent(app, HELPDESK, "helpdesk", ST_MARY)
     assert 'href="/staff/people"' in helpdesk.get("/staff/").get_data(as_text=True)
     assert helpdesk.get("/staff/people").status_code == 200
+
+
+# -- the demo -------------------------------------------------------------------------------------------------
+
+
+def test_the_demo_seeds_employees_and_clinicians_of_two_organizations_already_set_up(
+    app: Flask, slapd: Slapd, backing: Backing
+) -> None:
+    environ = sspm_environ(slapd, redis_url=backing.redis_url, database_url=backing.database_url)
+    shown = seed_demo_people(environ)
+    assert [(p.uid, p.kind, p.organization, status) for p, status in shown] == [
+        ("ndiallo", "employee", ST_MARY, "active"),
+        ("pobrien", "employee", NORTH_CLINIC, "active"),
+        ("ctremblay", "clinician", ST_MARY, "active"),
+        ("akhan", "clinician", NORTH_CLINIC, "active"),
+    ]
+    assert seed_demo_people(environ) == shown, "a restart makes nothing twice"
+    table = people_table(shown)
+    directory = services_of(app).directory
+    for person, _status in shown:
+        assert f"{person.uid:<10} {person.password:<26}" in table
+        assert directory.verify_password(person.uid, person.password)[1].outcome is Outcome.OK
+    # As staff see them: the records are there, and nothing differs from the directory.
+    admin = agent(app, ADMIN, "admin", ST_MARY)
+    listed = admin.get("/staff/people/clinicians").get_data(as_text=True)
+    assert "Tremblay, Chloé" in listed and "Khan" not in listed
+    record = next(r for r in all_records(app) if r.username == "ctremblay")
+    page = admin.get(f"/staff/people/clinicians/{record.id}").get_data(as_text=True)
+    assert "changed outside SSPM" not in page and "waiting for its owner" not in page
