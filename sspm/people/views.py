@@ -174,11 +174,12 @@ def create(section: str) -> Page:
     if form.validate_on_submit():
         result = service.create(the, acting(), member, kind, form.organization.data or "", form.details())
         if result.reason is None and result.record is not None:
+            whole_name = " ".join((result.record.given_name, result.record.family_name))
             flash(
                 _(
                     "The record of %(name)s was created, with the user name %(username)s. Their set-up email "
                     "is on its way to %(email)s; the account cannot be used until they follow it.",
-                    name=f"{result.record.given_name} {result.record.family_name}",
+                    name=whole_name,
                     username=result.record.username,
                     email=result.record.work_email,
                 )

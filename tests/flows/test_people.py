@@ -638,7 +638,7 @@ def test_a_record_whose_account_was_changed_or_removed_outside_sspm_says_so(app:
     with as_directory_admin(slapd) as conn:
         conn.modify(found[0], {"sn": [(ldap3.MODIFY_REPLACE, ["Sklodowska"])]})
     page = admin.get(f"/staff/people/employees/{record.id}").get_data(as_text=True)
-    assert "The directory account was changed outside SSPM: its family name no longer match" in page
+    assert "The directory account was changed outside SSPM. What differs from this record: family name." in page
     with as_directory_admin(slapd) as conn:
         conn.delete(found[0])
     gone = admin.get(f"/staff/people/employees/{record.id}")
