@@ -38,6 +38,7 @@ from typing import Any
 
 from anyascii import anyascii
 from redis.exceptions import RedisError
+from rq import Retry
 from sqlalchemy import desc, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -54,7 +55,7 @@ from sspm.account import audit, email_change, sessions, setup_links, tokens
 from sspm.account.audit import Action
 from sspm.account.staff import Staff, all_staff, staff_of
 from sspm.infra import jobs
-from sspm.infra.outbox import EmailUnavailable
+from sspm.infra.outbox import FAILURE_TTL, EmailUnavailable
 from sspm.infra.services import Services
 from sspm.infra.settings import people_location
 from sspm.infra.state import StateUnavailable
@@ -731,9 +732,17 @@ def _tell_manager(the: Services, record: PersonRecord) -> bool:
     if not record.manager_account_id:
         return False
     event_id = uuid.uuid4().hex
+    delays = list(the.settings.email_retry_seconds)
     try:
         jobs.Queues(the.state.redis).enqueue(
-            jobs.EMAIL, SEND_RECORD_ENDED, str(record.id), record.manager_account_id, event_id, job_id=event_id
+            jobs.EMAIL,
+            SEND_RECORD_ENDED,
+            str(record.id),
+            record.manager_account_id,
+            event_id,
+            job_id=event_id,
+            retry=Retry(max=len(delays), interval=delays) if delays else None,
+            failure_ttl=FAILURE_TTL,
         )
     except RedisError as exc:
         log.warning("the manager's notice for record %s was not queued: %s", record.id, exc)
