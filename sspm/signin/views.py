@@ -19,7 +19,7 @@ from sspm.web.routing import link, page
 bp = Blueprint("signin", __name__)
 
 #: Where a sign-in may send the user afterwards: endpoints, never URLs.
-_NEXT = {"enroll.index", "enroll.edit"}
+_NEXT = {"enroll.index", "enroll.edit", "profile.index"}
 
 
 @page(bp, "/signin", methods=["GET", "POST"])

@@ -525,3 +525,26 @@ def test_staff_reach_their_own_profile_from_the_console_and_change_their_number_
     assert details(app, john.uid)[1] == "+16135550123"
     (row,) = [row for row in rows(app, "phone_changed") if row.outcome == "ok"]
     assert row.actor_kind == "staff"
+
+
+def test_someone_sent_to_sign_in_from_the_profile_comes_back_to_it(
+    app: Flask, accounts: dict[str, SeedAccount]
+) -> None:
+    john = accounts["normal"]
+    visitor = Visitor(app)
+    asked = visitor.get("/profile")
+    assert asked.status_code in (302, 303) and "next=profile.index" in asked.headers["Location"]
+    signin = visitor.follow(asked)
+
+    signed_in = visitor.post(
+        "/signin",
+        {
+            "username": john.uid,
+            "password": john.password,
+            "next": "profile.index",
+            "csrf_token": csrf_token(signin.text),
+        },
+    )
+
+    assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/profile"
+    assert 'href="/profile"' in visitor.get("/enroll").text, "the signed-in page links to the profile"
