@@ -89,9 +89,12 @@ class AnswerHasher:
     """
 
     def __init__(self) -> None:
-        # OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): ~50 ms here,
-        # where argon2-cffi's default (64 MiB, 3 passes, 4 lanes) took ~0.5 s
-        # per answer on a 2-core host, too slow for a page that checks two.
+        # OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane; the Password
+        # Storage Cheat Sheet's first choice): ~18 ms of CPU per check on the
+        # 2-core lab host, where argon2-cffi's default (64 MiB, 3 passes, 4
+        # lanes) took ~0.5 s per answer, too slow for a page that checks two.
+        # A stored hash carries its own parameters: changing these changes
+        # only new enrollments and the decoy.
         self._hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
         self._decoy = self._hasher.hash("sspm-decoy-answer")
         self.verifications = 0
