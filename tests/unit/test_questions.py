@@ -154,3 +154,14 @@ def test_a_missing_or_damaged_hash_matches_nothing() -> None:
     hasher = AnswerHasher()
     assert not hasher.verify(None, "sspm-decoy-answer")
     assert not hasher.verify("not-an-argon2-hash", "anything")
+
+
+def test_answers_checked_side_by_side_keep_each_verdict_in_its_answers_place() -> None:
+    hasher = AnswerHasher()
+    stored = [hasher.hash("Riverside Elementary"), None, hasher.hash("Biscuit"), hasher.hash("Montréal")]
+    typed = ["riverside  elementary", "anything", "Not the pet", "MONTREAL"]
+
+    verdicts = hasher.verify_all(list(zip(stored, typed, strict=True)))
+
+    assert verdicts == [True, False, False, hasher.verify(stored[3], typed[3])]
+    assert hasher.verify_all([]) == []
