@@ -1,5 +1,8 @@
 """SSPM's own store: enrollments, answer hashes, reset tokens, audit events, staff and their grants, people's records.
 
+Also the synced copy of the directory's accounts (read-only to every feature
+but sspm.account.sync).
+
 SQLAlchemy on SQLite by default, PostgreSQL by URL. The schema is made and
 evolved only by the Alembic migrations in migrations/ (``migrate()``); the
 app checks at start that the database is at the latest revision rather than
@@ -21,12 +24,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Float,
     ForeignKey,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     create_engine,
     event,
@@ -287,6 +292,50 @@ class PersonRecord(Base):
     set_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DirectoryAccount(Base):
+    """The last synced copy of one directory account, for reports and reminders (sspm.account.sync).
+
+    Never a source for a decision: sign-in, reset, unlock and every check
+    ask the directory itself; this copy may be minutes old. ``gone_at`` flags
+    an account the last full sync did not see (kept, not deleted, so a report
+    can say it left).
+    """
+
+    __tablename__ = "directory_account"
+
+    #: The directory's immutable id (entryUUID / objectGUID).
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    login: Mapped[str] = mapped_column(String(256))
+    display_name: Mapped[str] = mapped_column(String(256))
+    email: Mapped[str | None] = mapped_column(String(256))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    #: As sspm.policy.organizations.key has it.
+    organization: Mapped[str | None] = mapped_column(String(256), index=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    locked_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    must_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Whether SSPM's enrollment table had the account when it was synced.
+    enrolled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: False for an account SSPM provisioned that still awaits its owner's set-up.
+    set_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    gone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SyncCheckpoint(Base):
+    """Where the incremental sync resumes: the connector's opaque checkpoint, saved after its batch commits."""
+
+    __tablename__ = "sync_checkpoint"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
