@@ -5,6 +5,9 @@
 and the database all work, before serving anyone.
 ``python -m sspm audit verify``: walk the audit trail's hash chain and name
 the first row that was altered, removed or inserted (exit code 1).
+``python -m sspm scheduler [--tick SECONDS]``: put the scheduled jobs
+(``sspm.infra.schedule.ENTRIES``) on their queues when due; run one next to
+the workers (two or more for redundancy: each job is still queued once).
 ``python -m sspm staff grant LOGIN ROLE [--organization ORG]``, ``staff revoke
 ...``, ``staff list`` and ``staff reset-2fa LOGIN`` (a lost authenticator): the
 first Super Admin (and any grant) from the
@@ -16,11 +19,15 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
+import signal
 import sys
+import uuid
 
 from connectors.directory import Account, DirectoryError
 from sspm.account import sessions, staff
 from sspm.account.audit import check_chain
+from sspm.infra import schedule
 from sspm.infra import settings as settings_module
 from sspm.infra.services import Services, build
 from sspm.infra.settings import ConfigError
@@ -39,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="create or upgrade the database schema")
     audit = commands.add_parser("audit", help="the audit trail")
     audit.add_argument("audit_command", choices=["verify"], help="walk the hash chain and report the first break")
+    scheduler = commands.add_parser("scheduler", help="queue the scheduled jobs when they fall due")
+    scheduler.add_argument("--tick", type=float, default=schedule.TICK_SECONDS, help="seconds between looks")
     staff_parser = commands.add_parser("staff", help="staff roles: grant, revoke, list")
     staff_commands = staff_parser.add_subparsers(dest="staff_command", required=True)
     for name, says in (("grant", "give a directory account a staff role"), ("revoke", "take a staff role away")):
@@ -55,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "staff":
             return staff_command(arguments)
+        if arguments.command == "scheduler":
+            return run_scheduler(settings_module.load().redis_url, arguments.tick)
         if arguments.command == "migrate":
             migrate(settings_module.load().database_url)
             print("sspm: database schema is current")
@@ -117,6 +128,22 @@ def _reset_second_factor(services: Services, account: Account) -> int:
 
 def _where(organization: str) -> str:
     return "every organization" if organization == "*" else organization
+
+
+def run_scheduler(redis_url: str, tick: float) -> int:
+    """The scheduler loop, until SIGTERM or Ctrl-C; it needs Redis only, not the directory."""
+    from redis import Redis
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    connection = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    loop = schedule.Scheduler(connection, name=uuid.uuid4().hex, tick_seconds=tick)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: loop.stop.set())
+    names = ", ".join(f"{e.name} every {e.every_seconds} s" for e in loop.entries) or "nothing scheduled"
+    logging.getLogger("sspm.scheduler").info("Scheduler %s: %s", loop.name, names)
+    loop.run()
+    connection.close()
+    return 0
 
 
 def verify_audit(database_url: str) -> int:
