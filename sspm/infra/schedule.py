@@ -61,7 +61,12 @@ class Scheduled:
 
 
 #: The schedule. Each feature adds its own line (re-read before editing: others do too).
-ENTRIES: tuple[Scheduled, ...] = ()
+ENTRIES: tuple[Scheduled, ...] = (
+    # Tokens past their lifetime, old email events and job runs (sspm.account.cleanup).
+    Scheduled("clean-up", "sspm.account.cleanup.clean_up", jobs.HOUSEKEEPING, 3600),
+    # Password-expiry reminders from the synced table, each once ever (sspm.account.reminders).
+    Scheduled("reminders", "sspm.account.reminders.send_reminders", jobs.HOUSEKEEPING, 3600),
+)
 
 
 def slot(entry: Scheduled, at: float) -> int:

@@ -104,6 +104,9 @@ class Settings:
     sms: SmsSettings = field(default_factory=SmsSettings)
     #: The country a phone number typed without its +country code is read in (SSPM_PHONE_REGION, ISO 3166).
     phone_region: str = "CA"
+    #: Days an email event and a job run are kept before the clean-up job deletes them (sspm.account.cleanup).
+    email_event_retention_days: int = 90
+    job_run_retention_days: int = 30
 
     @property
     def https(self) -> bool:
@@ -319,6 +322,8 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         setup_next_url=setup_next_url,
         sms=sms,
         phone_region=phone_region,
+        email_event_retention_days=number("SSPM_EMAIL_EVENT_RETENTION_DAYS"),
+        job_run_retention_days=number("SSPM_JOB_RUN_RETENTION_DAYS"),
     )
 
 

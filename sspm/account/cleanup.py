@@ -1,0 +1,70 @@
+"""Housekeeping: delete what SSPM no longer needs, once it no longer needs it.
+
+Run by the scheduler (``sspm.infra.schedule.ENTRIES``) on the housekeeping
+queue, hourly; each purge is one DELETE, and running it twice deletes
+nothing the second time.
+
+- Link tokens (reset, set-up, email verification: ``reset_token``) go once
+  their lifetime is over, spent or not. A spent one is kept until then so
+  that opening a used link still says "already used" rather than "unknown";
+  after that, an expired and an unknown link read the same.
+- Email events go after SSPM_EMAIL_EVENT_RETENTION_DAYS: an event stops the
+  same email going twice (a retry, a reminder per threshold), which matters
+  for days, not years.
+- Job runs (the Jobs page) go after SSPM_JOB_RUN_RETENTION_DAYS.
+
+The audit trail is not purged here: its rows are chained, and leave only
+through ``python -m sspm audit archive`` (sspm.account.audit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import CursorResult, delete
+
+from sspm.infra import jobs
+from sspm.infra.services import Services
+from sspm.infra.store import EmailEvent, JobRun, ResetToken, Store, utcnow
+
+#: The clean-up job's dotted name, for the schedule.
+CLEAN_UP = "sspm.account.cleanup.clean_up"
+
+
+@dataclass(frozen=True)
+class Purged:
+    tokens: int
+    email_events: int
+    job_runs: int
+
+    def __str__(self) -> str:
+        return f"purged {self.tokens} tokens, {self.email_events} email events, {self.job_runs} job runs"
+
+
+def purge(store: Store, *, now: datetime, email_event_days: int, job_run_days: int) -> Purged:
+    """Delete the tokens past their lifetime and the events and runs older than their retention at ``now``."""
+    with store.session() as session:
+        tokens = session.execute(delete(ResetToken).where(ResetToken.expires_at < now))
+        events = session.execute(
+            delete(EmailEvent).where(EmailEvent.claimed_at < now - timedelta(days=email_event_days))
+        )
+        runs = session.execute(delete(JobRun).where(JobRun.started_at < now - timedelta(days=job_run_days)))
+        return Purged(_count(tokens), _count(events), _count(runs))
+
+
+def _count(result: object) -> int:
+    return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+@jobs.job
+def clean_up(services: Services) -> str:
+    settings = services.settings
+    return str(
+        purge(
+            services.store,
+            now=utcnow(),
+            email_event_days=settings.email_event_retention_days,
+            job_run_days=settings.job_run_retention_days,
+        )
+    )
