@@ -14,8 +14,6 @@ that does not exist gets. Both are on the audit trail, refusals included.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,6 +31,8 @@ from sspm.policy.actor import Actor
 from sspm.policy.organizations import EVERY
 from sspm.policy.reasons import Reason
 from sspm.policy.roles import BadGrant, Grant, Permission, Role, may_act_on, may_grant, may_grant_to, reach
+from sspm.web import spreadsheet
+from sspm.web.spreadsheet import spreadsheet_safe as spreadsheet_safe  # re-exported: tests check it here
 
 #: The outcome of a refusal decided here, as ``sspm.account.staff`` words its own.
 REFUSED = Change.REFUSED.value
@@ -297,45 +297,24 @@ CSV_COLUMNS = (
     "source_ip",
     "details",
 )
-#: What a spreadsheet reads as the start of a formula (or of a cell it splits): such a cell is made text.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """A cell a spreadsheet shows as text: a leading ``'`` before what would start a formula.
-
-    Subjects, outcomes and details can hold what anyone typed into a
-    sign-in box; opened in a spreadsheet, ``=HYPERLINK(...)`` would run.
-    """
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
 
 
 def csv_lines(events: Iterable[Event]) -> Iterator[str]:
-    """The export, a line at a time (UTF-8 with a BOM, which spreadsheets need to read accents right)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    """The export, a line at a time, through the console's one formula guard (sspm.web.spreadsheet)."""
+    return spreadsheet.csv_lines(CSV_COLUMNS, (_cells(e) for e in events))
 
-    def line(cells: Iterable[str]) -> str:
-        writer.writerow([spreadsheet_safe(c) for c in cells])
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
 
-    yield "\ufeff" + line(CSV_COLUMNS)
-    for e in events:
-        yield line(
-            (
-                str(e.seq),
-                e.at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-                e.actor_kind,
-                e.actor_id or "",
-                e.actor_role or "",
-                e.action,
-                e.outcome,
-                e.account_id or "",
-                e.subject,
-                e.source_ip,
-                json.dumps(e.details, sort_keys=True, ensure_ascii=False) if e.details else "",
-            )
-        )
+def _cells(e: Event) -> tuple[str, ...]:
+    return (
+        str(e.seq),
+        e.at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        e.actor_kind,
+        e.actor_id or "",
+        e.actor_role or "",
+        e.action,
+        e.outcome,
+        e.account_id or "",
+        e.subject,
+        e.source_ip,
+        json.dumps(e.details, sort_keys=True, ensure_ascii=False) if e.details else "",
+    )
