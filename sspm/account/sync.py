@@ -1,0 +1,231 @@
+"""Directory sync: a copy of every account's standing in SSPM's store, for reports and reminders.
+
+Reports (who is locked, whose password expires, who never enrolled) and
+bulk reminders would otherwise read the whole directory on every page
+view. Instead ``directory_account`` holds what the directory said at the
+last sync, plus two facts only SSPM knows (``enrolled``, ``set_up``).
+
+The copy NEVER replaces the directory for a decision. Sign-in, reset,
+unlock, set-up, helpdesk actions and every check of a standing ask the
+directory at the moment of acting; a row here may be minutes old (an
+account locked a second ago shows unlocked), and a reminder job re-reads
+the account before it says anything that depends on its state.
+
+Two runs, both on the ``sync`` queue:
+
+* The full sync (:func:`sync_all`) streams ``all_accounts(page_size)`` and
+  upserts each page in a transaction of its own: memory holds one page,
+  however big the directory. Accounts not seen by a pass that ended get
+  ``gone_at`` (flagged, not deleted: a report can say who left, and an
+  account that comes back is unflagged). A pass killed halfway flags
+  nothing; the next one redoes everything (upserts are idempotent).
+* The incremental sync (:func:`sync_changes`) reads ``changes_since`` the
+  stored checkpoint. The connector takes the new checkpoint *before* it
+  reads, so a change during the read comes again next time; SSPM stores it
+  only after the last batch committed, so a run killed halfway starts over
+  from the old one. A checkpoint from another server (another OpenLDAP
+  provider's CSN, an AD DC restored or replaced: a new invocationId) makes
+  the connector return every account: slower, never wrong. Deletions never
+  come this way; the next full sync flags them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from connectors.directory import AccountDetails, SyncReader
+from sspm.account.audit import Action
+from sspm.infra import jobs
+from sspm.infra.store import AuditEvent, DirectoryAccount, Enrollment, PersonRecord, Store, SyncCheckpoint, utcnow
+from sspm.policy.organizations import organization_of
+
+if TYPE_CHECKING:
+    from sspm.infra.services import Services
+
+log = logging.getLogger(__name__)
+
+#: Accounts read per LDAP page, and upserted per transaction.
+PAGE_SIZE = 500
+#: The name the incremental sync's checkpoint is stored under.
+CHECKPOINT = "directory"
+#: sspm.people's status of a record still in use (not imported: people is a feature above this layer).
+_ACTIVE_RECORD = "active"
+
+#: What an account's organization is (sspm.policy.organizations.organization_of, configured).
+OrganizationOf = Callable[[AccountDetails], str | None]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one run did: its counts, for the job's outcome and the bench."""
+
+    seen: int
+    batches: int
+    #: The most accounts held at once: one page, whatever the directory's size.
+    largest_batch: int
+    #: Accounts flagged gone by this (full) run.
+    gone: int
+    seconds: float
+
+    def outcome(self) -> str:
+        return f"seen {self.seen}, gone {self.gone}, {self.batches} batches"
+
+
+def sync_all(
+    store: Store,
+    directory: SyncReader,
+    organization: OrganizationOf,
+    *,
+    page_size: int = PAGE_SIZE,
+    after_batch: Callable[[int], None] | None = None,
+) -> SyncResult:
+    """Copy every account, then flag those this pass did not see as gone."""
+    started, clock = utcnow(), time.perf_counter()
+    accounts = directory.all_accounts(page_size=page_size)
+    seen, batches, largest = _copy(store, accounts, organization, page_size, after_batch)
+    with store.session() as session:
+        flagged = session.execute(
+            update(DirectoryAccount)
+            .where(DirectoryAccount.last_seen_at < started, DirectoryAccount.gone_at.is_(None))
+            .values(gone_at=started)
+        )
+        gone = cast("CursorResult[Any]", flagged).rowcount
+    return SyncResult(seen, batches, largest, gone, time.perf_counter() - clock)
+
+
+def sync_changes(
+    store: Store,
+    directory: SyncReader,
+    organization: OrganizationOf,
+    *,
+    page_size: int = PAGE_SIZE,
+    after_batch: Callable[[int], None] | None = None,
+) -> SyncResult:
+    """Copy what changed since the stored checkpoint; store the new one once all of it is committed."""
+    clock = time.perf_counter()
+    with store.session() as session:
+        checkpoint = session.scalar(select(SyncCheckpoint.value).where(SyncCheckpoint.name == CHECKPOINT))
+    changes = directory.changes_since(checkpoint, page_size=page_size)
+    seen, batches, largest = _copy(store, changes.accounts, organization, page_size, after_batch)
+    with store.session() as session:
+        row = session.get(SyncCheckpoint, CHECKPOINT)
+        if row is None:
+            session.add(SyncCheckpoint(name=CHECKPOINT, value=changes.checkpoint, updated_at=utcnow()))
+        else:
+            row.value, row.updated_at = changes.checkpoint, utcnow()
+    return SyncResult(seen, batches, largest, 0, time.perf_counter() - clock)
+
+
+def _copy(
+    store: Store,
+    accounts: Iterator[AccountDetails],
+    organization: OrganizationOf,
+    page_size: int,
+    after_batch: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
+    seen = batches = largest = 0
+    while batch := list(itertools.islice(accounts, page_size)):
+        with store.session() as session:
+            # The time of the batch, not of the run: a concurrent incremental run never dates a row before this pass.
+            _upsert(session, batch, organization, utcnow())
+        seen, batches, largest = seen + len(batch), batches + 1, max(largest, len(batch))
+        if after_batch is not None:
+            after_batch(batches)
+    return seen, batches, largest
+
+
+def _upsert(session: Session, batch: Sequence[AccountDetails], organization: OrganizationOf, seen_at: datetime) -> None:
+    ids = [found.id for found in batch]
+    enrolled = set(session.scalars(select(Enrollment.account_id).where(Enrollment.account_id.in_(ids))))
+    awaiting = _awaiting_set_up(session, ids)
+    rows = [_row(found, organization(found), found.id in enrolled, found.id in awaiting, seen_at) for found in batch]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(DirectoryAccount)
+    kept = {name: statement.excluded[name] for name in rows[0] if name != "account_id"}
+    session.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=kept), rows)
+
+
+def _awaiting_set_up(session: Session, ids: Iterable[str]) -> set[str]:
+    """Accounts SSPM provisioned whose owner has not chosen a first password yet (sspm.people's rule).
+
+    A record in use with no ``set_up_at`` and no successful set-up in the
+    audit trail; the caller also wants the account still disabled, as an
+    account someone made usable otherwise is set up all the same.
+    """
+    pending = set(
+        session.scalars(
+            select(PersonRecord.account_id).where(
+                PersonRecord.account_id.in_(list(ids)),
+                PersonRecord.status == _ACTIVE_RECORD,
+                PersonRecord.set_up_at.is_(None),
+            )
+        )
+    )
+    if not pending:
+        return set()
+    done = session.scalars(
+        select(AuditEvent.account_id).where(
+            AuditEvent.account_id.in_(pending), AuditEvent.action == Action.SETUP.value, AuditEvent.outcome == "ok"
+        )
+    )
+    return {account for account in pending if account is not None} - set(done)
+
+
+def _row(
+    found: AccountDetails, organization: str | None, enrolled: bool, awaiting: bool, seen_at: datetime
+) -> dict[str, Any]:
+    return {
+        "account_id": found.id,
+        "login": found.login,
+        "display_name": found.display_name,
+        "email": found.email,
+        "phone": found.phone,
+        "organization": organization,
+        "disabled": found.disabled,
+        "locked": found.locked,
+        "locked_since": found.locked_since,
+        "failures": found.failures,
+        "password_changed_at": found.password_set_at,
+        "expires_at": found.expires_at,
+        "must_change": found.must_change,
+        "enrolled": enrolled,
+        "set_up": not (awaiting and found.disabled),
+        "last_seen_at": seen_at,
+        "gone_at": None,
+    }
+
+
+def organization_for(the: Services) -> OrganizationOf:
+    """The configured way of telling an account's organization."""
+    source, base_dn = the.settings.organization_from, the.settings.directory.base_dn
+    return lambda found: organization_of(found, source, base_dn)
+
+
+# -- jobs (queue: jobs.SYNC) ------------------------------------------------------------------------------
+
+
+@jobs.job
+def full_sync(the: Services) -> str:
+    """The scheduled full pass: every account, and the gone ones flagged."""
+    result = sync_all(the.store, the.directory, organization_for(the))
+    log.info("full sync: %s in %.1f s", result.outcome(), result.seconds)
+    return result.outcome()
+
+
+@jobs.job
+def incremental_sync(the: Services) -> str:
+    """The scheduled pass every few minutes: what changed since the last checkpoint."""
+    result = sync_changes(the.store, the.directory, organization_for(the))
+    log.info("incremental sync: %s in %.1f s", result.outcome(), result.seconds)
+    return result.outcome()
