@@ -451,6 +451,8 @@ def main() -> int:
         # As the README has it: email on a worker of its own, so a long sync never delays a reset link.
         running.enter_context(_running([sys.executable, "worker.py", "email"], environ))
         running.enter_context(_running([sys.executable, "worker.py", "sync", "housekeeping"], environ))
+        # And the scheduler that queues the hourly clean-up and the other scheduled jobs.
+        running.enter_context(_running([sys.executable, "-m", "sspm", "scheduler"], environ))
         try:
             return web.wait()
         except KeyboardInterrupt:
