@@ -66,6 +66,9 @@ ENTRIES: tuple[Scheduled, ...] = (
     Scheduled("clean-up", "sspm.account.cleanup.clean_up", jobs.HOUSEKEEPING, 3600),
     # Password-expiry reminders from the synced table, each once ever (sspm.account.reminders).
     Scheduled("reminders", "sspm.account.reminders.send_reminders", jobs.HOUSEKEEPING, 3600),
+    # The directory's accounts copied for reports and reminders (sspm.account.sync): changes, then a full pass.
+    Scheduled("sync-changes", "sspm.account.sync.incremental_sync", jobs.SYNC, 300),
+    Scheduled("sync-full", "sspm.account.sync.full_sync", jobs.SYNC, 86400),
 )
 
 

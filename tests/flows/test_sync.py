@@ -11,18 +11,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from flask import Flask
 from sqlalchemy import select
 
 import connectors
 from connectors.directory import Directory
 from lab import SeedAccount
 from lab.seed import MAX_FAILURE, NORTH_CLINIC, ST_MARY
+from sspm.account import sync
 from sspm.account.sync import CHECKPOINT, sync_all, sync_changes
-from sspm.infra.store import DirectoryAccount, Enrollment, PersonRecord, Store, SyncCheckpoint
+from sspm.infra import jobs, schedule
+from sspm.infra.store import DirectoryAccount, Enrollment, JobRun, PersonRecord, Store, SyncCheckpoint
 from sspm.policy.organizations import OrganizationSource, key, organization_of
 from tests.contract import labs
 from tests.contract.labs import RoleLab, account_of
-from tests.support import Backing
+from tests.support import Backing, services_of
 
 
 @pytest.fixture(params=connectors.KINDS)
@@ -118,3 +121,21 @@ def _awaiting_record(account_id: str) -> PersonRecord:
         account_id=account_id,
         username="rpatel",
     )
+
+
+def test_the_scheduled_jobs_copy_the_directory_with_the_configured_organizations_and_are_recorded(
+    app: Flask, accounts: dict[str, SeedAccount]
+) -> None:
+    the = services_of(app)
+    assert sync.incremental_sync() == f"seen {len(accounts)}, gone 0, 1 batches"
+    assert sync.full_sync() == f"seen {len(accounts)}, gone 0, 1 batches"
+    assert sync.incremental_sync() == "seen 0, gone 0, 0 batches"
+    with the.store.session() as session:
+        ran = session.scalars(select(JobRun.name).order_by(JobRun.id)).all()
+    assert ran == [
+        "sspm.account.sync.incremental_sync",
+        "sspm.account.sync.full_sync",
+        "sspm.account.sync.incremental_sync",
+    ]
+    names = {entry.function for entry in schedule.ENTRIES if entry.queue == jobs.SYNC}
+    assert names == set(ran)
