@@ -53,6 +53,9 @@ class Permission(StrEnum):
     RECORDS_CLINICIANS = "records-clinicians"
     #: Read records of either kind, to verify a caller.
     RECORDS_READ = "records-read"
+    #: The Jobs page: the last runs of every background job. A run names no account nor organization,
+    #: so reaching anywhere shows them all.
+    JOBS_VIEW = "jobs-view"
 
 
 class Scope(Enum):
@@ -80,6 +83,7 @@ TABLE: dict[Role, dict[Permission, Scope]] = {
         _P.RECORDS_EMPLOYEES: _O,
         _P.RECORDS_CLINICIANS: _O,
         _P.RECORDS_READ: _O,
+        _P.JOBS_VIEW: _O,
     },
     Role.ASSIGNING_MANAGER: {_P.RECORDS_EMPLOYEES: _O},
     Role.HELPDESK: {_P.HELPDESK: _O, _P.AUDIT_VIEW: _W, _P.RECORDS_READ: _O},

@@ -38,12 +38,13 @@ _COLUMNS = (
     P.RECORDS_EMPLOYEES,
     P.RECORDS_CLINICIANS,
     P.RECORDS_READ,
+    P.JOBS_VIEW,
 )
 _TABLE = """
-super-admin        all all  all  all all all
-admin              own own  own  own own own
-assigning-manager  -   -    -    own -   -
-helpdesk           -   own  work -   -   own
+super-admin        all all  all  all all all all
+admin              own own  own  own own own own
+assigning-manager  -   -    -    own -   -   -
+helpdesk           -   own  work -   -   own -
 """
 EXPECTED = {
     (Role(line.split()[0]), permission): cell
