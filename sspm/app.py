@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     from sspm.enroll.views import bp as enroll_bp
     from sspm.helpdesk.views import bp as helpdesk_bp
     from sspm.home.views import bp as home_bp
+    from sspm.jobs_console.views import bp as jobs_console_bp
     from sspm.people.views import bp as people_bp
     from sspm.profile.views import bp as profile_bp
     from sspm.recovery.views import bp as recovery_bp
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         people_bp,
         profile_bp,
         setup_bp,
+        jobs_console_bp,
     ):
         app.register_blueprint(blueprint)
     logging.getLogger("sspm").setLevel(logging.INFO)

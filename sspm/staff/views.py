@@ -77,6 +77,12 @@ SECTIONS: tuple[tuple[Permission | tuple[Permission, ...], str, LazyString, Lazy
         _l("Audit"),
         _l("Read the audit trail of what was done, by whom, and export it."),
     ),
+    (
+        Permission.JOBS_VIEW,
+        "/staff/jobs",
+        _l("Jobs"),
+        _l("See how the background jobs (emails, clean-ups, reminders, sync) last ran, and which failed."),
+    ),
 )
 
 
