@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     from sspm.people.views import bp as people_bp
     from sspm.profile.views import bp as profile_bp
     from sspm.recovery.views import bp as recovery_bp
+    from sspm.reports.views import bp as reports_bp
     from sspm.setup.views import bp as setup_bp
     from sspm.signin.views import bp as signin_bp
     from sspm.staff.views import bp as staff_bp
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         people_bp,
         profile_bp,
         setup_bp,
+        reports_bp,
         jobs_console_bp,
     ):
         app.register_blueprint(blueprint)

@@ -109,6 +109,8 @@ class Action(StrEnum):
     STAFF_TOTP_RESET = "staff_totp_reset"
     #: The audit trail exported from the console (a CSV of one filter, given in the details).
     AUDIT_EXPORT = "audit_export"
+    #: A console report exported (sspm.reports: which report, organization and days in the details).
+    REPORT_EXPORT = "report_export"
     #: The staff console's sign-in (password, then second factor), re-authentication before a sensitive action,
     #: and sign-out; the outcome says how each ended.
     STAFF_SIGN_IN = "staff_sign_in"

@@ -60,6 +60,12 @@ SECTIONS: tuple[tuple[Permission | tuple[Permission, ...], str, LazyString, Lazy
         _l("Find an account, verify a caller, unlock it or set a temporary password."),
     ),
     (
+        Permission.HELPDESK,
+        "/staff/reports/",
+        _l("Reports"),
+        _l("Who is locked, expiring, expired, without security questions or never set up; recent resets and unlocks."),
+    ),
+    (
         Permission.GRANT_ROLES,
         "/staff/roles",
         _l("Roles"),
