@@ -150,10 +150,12 @@ def _upsert(session: Session, batch: Sequence[AccountDetails], organization: Org
     enrolled = set(session.scalars(select(Enrollment.account_id).where(Enrollment.account_id.in_(ids))))
     awaiting = _awaiting_set_up(session, ids)
     rows = [_row(found, organization(found), found.id in enrolled, found.id in awaiting, seen_at) for found in batch]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(DirectoryAccount)
+    connection = session.connection()
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    # Core on the table, not the ORM's bulk path: a third of the upsert's time, for the same SQL.
+    statement = insert(DirectoryAccount.metadata.tables[DirectoryAccount.__tablename__])
     kept = {name: statement.excluded[name] for name in rows[0] if name != "account_id"}
-    session.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=kept), rows)
+    connection.execute(statement.on_conflict_do_update(index_elements=["account_id"], set_=kept), rows)
 
 
 def _awaiting_set_up(session: Session, ids: Iterable[str]) -> set[str]:

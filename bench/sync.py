@@ -1,0 +1,258 @@
+"""Directory sync: SSPM's full pass beside a raw ldap3 paged search, its memory, and an incremental pass.
+
+    .venv/bin/python -m bench.sync [--n 10000 100000] [--samba-n 200] [--changes 1000] [--page-size 500]
+
+For each N a real slapd holds the demo accounts plus N bench accounts. Its
+database is made once by slapadd (lab.start_slapd) under
+``$XDG_CACHE_HOME/sspm-bench/sync/slapd-<N>`` and reused by later runs. In
+the same run, each in a fresh process of its own (so ``ru_maxrss`` is
+that run's alone):
+
+* RAW: an ldap3 paged search of the same filter and attributes as the
+  connector, over the same verified LDAPS, entries counted and dropped;
+* SSPM first: ``sspm.account.sync.sync_all`` into an empty SQLite store
+  (every row inserted); RAW again; SSPM again (every row updated, the
+  steady state of a nightly pass). The ratio is SSPM / the faster RAW.
+* incremental: one ``sync_changes`` to take a checkpoint, then
+  ``--changes`` accounts get a new telephoneNumber (not timed), then
+  ``sync_changes`` again, timed, which must see exactly those.
+
+Memory is the process's peak RSS (``ru_maxrss``) and what it grew by
+during the sync (peak minus the peak before it started). Samba runs the
+same with ``--samba-n`` accounts (provisioned once, cached as the tests'
+domain is; a Samba DC adds a few accounts a second, so N stays small).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ldap3
+
+from connectors import open_directory
+from connectors.directory import AccountDetails
+from connectors.settings import DirectorySettings
+from lab import DEMO_ACCOUNTS, bench_accounts, samba, start_slapd
+from lab.seed import ORGANIZATION_ATTRIBUTES
+from lab.seed import PEOPLE_DN as OPENLDAP_PEOPLE_DN
+from lab.slapd import USER_FILTER as OPENLDAP_USER_FILTER
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sspm-bench" / "sync"
+
+
+# -- the child: one measured run per process ---------------------------------------------------
+
+
+def child(mode: str, kind: str, described: str, database_url: str, page_size: int) -> dict[str, Any]:
+    from sspm.account.sync import sync_all, sync_changes
+    from sspm.infra.store import Store
+    from sspm.policy.organizations import OrganizationSource, organization_of
+
+    fields = json.loads(described)
+    fields["ca_file"] = Path(fields["ca_file"]) if fields["ca_file"] else None
+    settings = DirectorySettings(**fields)
+    directory = open_directory(kind, settings)
+    store = Store(database_url)
+    source = OrganizationSource.parse(f"attribute:{settings.organization_attribute}")
+
+    def organization(found: AccountDetails) -> str | None:
+        return organization_of(found, source, settings.base_dn)
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    if mode == "raw":
+        # The connector's own filter and attribute list: the same search, without SSPM around it.
+        seen = raw_read(settings, directory._every_account, directory._detail_attributes, page_size)  # type: ignore[attr-defined]
+        result: dict[str, Any] = {"seen": seen}
+    else:
+        run = sync_all if mode == "full" else sync_changes
+        done = run(store, directory, organization, page_size=page_size)
+        result = {"seen": done.seen, "batches": done.batches, "largest_batch": done.largest_batch, "gone": done.gone}
+    result["seconds"] = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result |= {"peak_mib": peak / 1024, "grew_mib": (peak - before) / 1024}
+    directory.close()
+    store.close()
+    return result
+
+
+def raw_read(settings: DirectorySettings, query: str, attributes: list[str], page_size: int) -> int:
+    """What a minimal client does: bind, paged subtree search, count."""
+    tls = ldap3.Tls(ca_certs_file=str(settings.ca_file), validate=2)  # ssl.CERT_REQUIRED
+    server = ldap3.Server(settings.host, port=settings.port, use_ssl=True, tls=tls, get_info=ldap3.NONE)
+    conn = ldap3.Connection(server, user=settings.bind_dn, password=settings.bind_password)
+    assert conn.bind(), conn.result
+    seen, cookie = 0, None
+    while True:
+        conn.search(
+            settings.base_dn, query, ldap3.SUBTREE, attributes=attributes, paged_size=page_size, paged_cookie=cookie
+        )
+        seen += sum(1 for entry in conn.response or [] if entry.get("type") == "searchResEntry")
+        cookie = conn.result["controls"]["1.2.840.113556.1.4.319"]["value"]["cookie"]
+        if not cookie:
+            break
+    conn.unbind()
+    return seen
+
+
+def measure(mode: str, kind: str, settings: DirectorySettings, database_url: str, page_size: int) -> dict[str, Any]:
+    described = json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(settings).items()})
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.sync", "--child", mode, kind, described, database_url, str(page_size)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} run failed:\n{done.stderr}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+# -- the directories -------------------------------------------------------------------------------
+
+
+def openldap_settings(slapd: Any) -> DirectorySettings:
+    return DirectorySettings(
+        url=slapd.ldaps_url,
+        bind_dn=slapd.service_dn,
+        bind_password=slapd.service_password,
+        base_dn=OPENLDAP_PEOPLE_DN,
+        user_filter=OPENLDAP_USER_FILTER,
+        policy_dn=slapd.policy_dn,
+        ca_file=slapd.ca_file,
+        organization_attribute=ORGANIZATION_ATTRIBUTES["openldap"],
+        timeout=60,
+    )
+
+
+def ad_settings(dc: samba.SambaDC) -> DirectorySettings:
+    return DirectorySettings(
+        url=dc.ldaps_url,
+        bind_dn=dc.service_dn,
+        bind_password=dc.service_password,
+        base_dn=dc.people_dn,
+        user_filter=samba.USER_FILTER,
+        ca_file=dc.ca_file,
+        organization_attribute=ORGANIZATION_ATTRIBUTES["ad"],
+        timeout=60,
+    )
+
+
+def change_phones(settings: DirectorySettings, admin_dn: str, admin_password: str, dns: Sequence[str]) -> None:
+    """``len(dns)`` accounts changed as an administrator changes them: a new telephoneNumber each."""
+    tls = ldap3.Tls(ca_certs_file=str(settings.ca_file), validate=2)
+    server = ldap3.Server(settings.host, port=settings.port, use_ssl=True, tls=tls, get_info=ldap3.NONE)
+    conn = ldap3.Connection(server, user=admin_dn, password=admin_password)
+    assert conn.bind(), conn.result
+    stamp = int(time.time()) % 10_000
+    for number, dn in enumerate(dns):
+        phone = f"+1 514 {stamp:04d} {number:05d}"
+        assert conn.modify(dn, {"telephoneNumber": [(ldap3.MODIFY_REPLACE, [phone])]}), conn.result
+    conn.unbind()
+
+
+def bench_one(
+    kind: str, n: int, settings: DirectorySettings, changed_dns: Sequence[str], admin: tuple[str, str], page_size: int
+) -> dict[str, Any]:
+    from sspm.infra.store import migrate
+
+    with tempfile.TemporaryDirectory(prefix="sspm-bench-sync-") as scratch:
+        database_url = f"sqlite:///{scratch}/sspm.db"
+        migrate(database_url)
+        runs = {
+            "raw_1": measure("raw", kind, settings, database_url, page_size),
+            "sspm_first": measure("full", kind, settings, database_url, page_size),
+            "raw_2": measure("raw", kind, settings, database_url, page_size),
+            "sspm_again": measure("full", kind, settings, database_url, page_size),
+            "checkpoint": measure("changes", kind, settings, database_url, page_size),
+        }
+        change_phones(settings, *admin, changed_dns)
+        runs["incremental"] = measure("changes", kind, settings, database_url, page_size)
+    raw = min(runs["raw_1"]["seconds"], runs["raw_2"]["seconds"])
+    expected = n + len(DEMO_ACCOUNTS)
+    for name in ("raw_1", "raw_2", "sspm_first", "sspm_again"):
+        assert runs[name]["seen"] == expected, (name, runs[name], expected)
+    assert runs["incremental"]["seen"] == len(changed_dns), runs["incremental"]
+    return {
+        "kind": kind,
+        "n": n,
+        "raw_s": round(raw, 2),
+        "sspm_first_s": round(runs["sspm_first"]["seconds"], 2),
+        "sspm_again_s": round(runs["sspm_again"]["seconds"], 2),
+        "ratio_first": round(runs["sspm_first"]["seconds"] / raw, 2),
+        "ratio_again": round(runs["sspm_again"]["seconds"] / raw, 2),
+        "sspm_peak_mib": round(runs["sspm_again"]["peak_mib"], 1),
+        "sspm_grew_mib": round(runs["sspm_again"]["grew_mib"], 1),
+        "raw_peak_mib": round(runs["raw_2"]["peak_mib"], 1),
+        "largest_batch": runs["sspm_again"]["largest_batch"],
+        "changes": len(changed_dns),
+        "incremental_s": round(runs["incremental"]["seconds"], 3),
+    }
+
+
+def bench_openldap(n: int, changes: int, page_size: int) -> dict[str, Any]:
+    workdir = cache_root() / f"slapd-{n}"
+    made = not (workdir / "data" / "data.mdb").exists()
+    started = time.perf_counter()
+    accounts = [*DEMO_ACCOUNTS, *bench_accounts(n)] if made else list(DEMO_ACCOUNTS)
+    with start_slapd(workdir, accounts, reuse=True) as slapd:
+        if made:
+            print(
+                f"slapd with {n} bench accounts made in {time.perf_counter() - started:.0f} s ({workdir})", flush=True
+            )
+        dns = [account.dn for account in bench_accounts(min(changes, n))]
+        return bench_one("openldap", n, openldap_settings(slapd), dns, (slapd.root_dn, slapd.root_password), page_size)
+
+
+def bench_samba(n: int, changes: int, page_size: int) -> dict[str, Any]:
+    accounts = [*DEMO_ACCOUNTS, *bench_accounts(n)]
+    with tempfile.TemporaryDirectory(prefix="sspm-bench-samba-") as scratch:
+        snapshot = samba.make_snapshot(Path(scratch) / "snapshot", cache=samba.default_cache(), accounts=accounts)
+        dc = samba.start_samba(Path(scratch) / "samba", snapshot, max_runtime=1800)
+        try:
+            dns = [samba.person_dn(account) for account in bench_accounts(min(changes, n))]
+            return bench_one("ad", n, ad_settings(dc), dns, (dc.admin_dn, dc.admin_password), page_size)
+        finally:
+            dc.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
+        mode, kind, described, database_url, page_size = sys.argv[2:7]
+        print(json.dumps(child(mode, kind, described, database_url, int(page_size))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="*", default=[10_000, 100_000], help="bench accounts in slapd")
+    parser.add_argument("--samba-n", type=int, default=200, help="bench accounts in Samba (0: no Samba run)")
+    parser.add_argument("--changes", type=int, default=1000, help="accounts changed before the incremental sync")
+    parser.add_argument("--page-size", type=int, default=500)
+    args = parser.parse_args(argv)
+    print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} CPUs", flush=True)
+    results = [bench_openldap(n, args.changes, args.page_size) for n in args.n]
+    if args.samba_n:
+        results.append(bench_samba(args.samba_n, min(args.changes, args.samba_n), args.page_size))
+    for row in results:
+        print(json.dumps(row), flush=True)
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
