@@ -5,6 +5,10 @@
 and the database all work, before serving anyone.
 ``python -m sspm audit verify``: walk the audit trail's hash chain and name
 the first row that was altered, removed or inserted (exit code 1).
+``python -m sspm audit archive --before DATE FILE``: move the trail's rows
+from before DATE (UTC) into a new JSON-lines FILE, leaving a checkpoint
+signed with SSPM_SECRET_KEY where the chain goes on (``audit verify`` checks
+it; keep the key, and the file, as long as the trail must be kept).
 ``python -m sspm scheduler [--tick SECONDS]``: put the scheduled jobs
 (``sspm.infra.schedule.ENTRIES``) on their queues when due; run one next to
 the workers (two or more for redundancy: each job is still queued once).
@@ -23,9 +27,11 @@ import logging
 import signal
 import sys
 import uuid
+from datetime import UTC, date, datetime, time
+from pathlib import Path
 
 from connectors.directory import Account, DirectoryError
-from sspm.account import sessions, staff
+from sspm.account import audit, sessions, staff
 from sspm.account.audit import check_chain
 from sspm.infra import schedule
 from sspm.infra import settings as settings_module
@@ -44,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="prove the settings, the directory, Redis and the database work")
     commands.add_parser("migrate", help="create or upgrade the database schema")
-    audit = commands.add_parser("audit", help="the audit trail")
-    audit.add_argument("audit_command", choices=["verify"], help="walk the hash chain and report the first break")
+    audit_parser = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser("verify", help="walk the hash chain and report the first break")
+    archive = audit_commands.add_parser("archive", help="move old rows to a file, leaving a signed checkpoint")
+    archive.add_argument("--before", required=True, type=date.fromisoformat, help="the rows before this day (UTC)")
+    archive.add_argument("file", type=Path, help="a new JSON-lines file for the rows")
     scheduler = commands.add_parser("scheduler", help="queue the scheduled jobs when they fall due")
     scheduler.add_argument("--tick", type=float, default=schedule.TICK_SECONDS, help="seconds between looks")
     staff_parser = commands.add_parser("staff", help="staff roles: grant, revoke, list")
@@ -70,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             migrate(settings_module.load().database_url)
             print("sspm: database schema is current")
             return 0
+        if arguments.command == "audit" and arguments.audit_command == "archive":
+            return archive_audit(settings_module.load(), arguments.before, arguments.file)
         if arguments.command == "audit":
-            return verify_audit(settings_module.load().database_url)
+            settings = settings_module.load()
+            return verify_audit(settings.database_url, settings.secret_key)
         build(settings_module.load()).close()  # what the web app and the worker build, without either
     except (ConfigError, DirectoryError, StateUnavailable) as exc:
         print(f"sspm: cannot start: {exc}", file=sys.stderr)
@@ -146,13 +159,36 @@ def run_scheduler(redis_url: str, tick: float) -> int:
     return 0
 
 
-def verify_audit(database_url: str) -> int:
+def archive_audit(settings: settings_module.Settings, before: date, into: Path) -> int:
+    """0 when archived (or nothing was old enough); 1 if refused (file exists, trail does not verify)."""
+    store = Store(settings.database_url)
+    try:
+        if store.revision() != head_revision():
+            raise ConfigError("the database schema is not current: run `python -m sspm migrate`")
+        moment = datetime.combine(before, time.min, tzinfo=UTC)
+        try:
+            done = audit.archive(
+                store, moment, into, secret_key=settings.secret_key, actor=Actor.operator(getpass.getuser())
+            )
+        except audit.ArchiveRefused as exc:
+            print(f"sspm: not archived: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        store.close()
+    if done is None:
+        print(f"sspm: no audit row before {before} to archive")
+        return 0
+    print(f"sspm: {done.rows} audit rows (to row {done.last_seq}) archived into {into}, sha256 {done.file_sha256}")
+    return 0
+
+
+def verify_audit(database_url: str, secret_key: str | None = None) -> int:
     """0 when the chain holds from its first row to its head; 1 at the first break; 2 if it cannot be read."""
     store = Store(database_url)
     try:
         if store.revision() != head_revision():
             raise ConfigError("the database schema is not current: run `python -m sspm migrate`")
-        rows, broken = check_chain(store)
+        rows, broken = check_chain(store, secret_key)
     finally:
         store.close()
     if broken is not None:

@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connectors.directory import Directory
+from sspm.account import audit
 from sspm.infra import settings as settings_module
 from sspm.infra.services import build
 from sspm.infra.settings import ROOT, Settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
 
     app.extensions["sspm"] = build(settings, directory=directory, check=check)
+    audit.use_secret_key(settings.secret_key)  # the console's chain check reads archive checkpoints with it
 
     csrf.init_app(app)
     i18n.init_app(app)

@@ -16,12 +16,17 @@ whoever can write to the database (``ship_to``).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, select
+from sqlalchemy import Table, bindparam, delete, event, func, select
 from sqlalchemy.orm import Session
 
 from connectors.directory import Account
@@ -319,12 +324,24 @@ class _StoreIndex:
         return [link_of(r) for r in self._session.scalars(select(AuditEvent).where(AuditEvent.prev_digest == value))]
 
 
-def check_chain(store: Store) -> tuple[int, Break | None]:
+#: What archive checkpoints are checked with in this process (``use_secret_key``: the web app calls it at start).
+_checkpoint_key: bytes | None = None
+
+
+def use_secret_key(secret_key: str) -> None:
+    """Check (and sign) archive checkpoints with the key derived from SSPM_SECRET_KEY."""
+    global _checkpoint_key
+    _checkpoint_key = auditchain.checkpoint_key(secret_key)
+
+
+def check_chain(store: Store, secret_key: str | None = None) -> tuple[int, Break | None]:
     """How many rows the trail holds, and the first break in its chain (None: intact).
 
     Streams the rows in chain order in one read transaction, so a trail of
-    millions of rows is walked in constant memory.
+    millions of rows is walked in constant memory. A checkpoint left by
+    ``archive`` is checked with ``secret_key``'s key, else ``use_secret_key``'s.
     """
+    key = auditchain.checkpoint_key(secret_key) if secret_key is not None else _checkpoint_key
     counted = 0
     with store.session() as session:
         stored = session.get(AuditChainHead, 1)
@@ -340,8 +357,98 @@ def check_chain(store: Store) -> tuple[int, Break | None]:
                 yield link_of(row)
                 session.expunge(row)
 
-        found = verify(links(), head, _StoreIndex(session))
+        found = verify(links(), head, _StoreIndex(session), key)
     return counted, found
+
+
+# -- archiving ------------------------------------------------------------------------------------------
+
+
+class ArchiveRefused(Exception):
+    """The trail cannot be archived as asked; the message says why, and nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Archived:
+    #: The rows written to the file (a checkpoint from an earlier archive among them), the last one's position.
+    rows: int
+    last_seq: int
+    file_sha256: str
+
+
+def archive(store: Store, before: datetime, into: Path, *, secret_key: str, actor: Actor) -> Archived | None:
+    """Move the rows from the chain's start up to the last one before ``before`` into ``into``; None: none.
+
+    The rows go to a new JSON-lines file (as shipped: each row's content,
+    ``prev`` and ``digest``), written and flushed to disk before any row
+    is deleted; then, in one transaction, they are deleted and a signed
+    checkpoint row takes the last one's place and digest, so the chain
+    verifies on from there. Refused, with nothing changed, if the file
+    exists, or if the rows to archive do not verify (archiving must not
+    launder a tampered trail). Only a prefix goes: a row stays if any row
+    before it is recent (clocks that stepped back keep what follows).
+    """
+    if into.exists():
+        raise ArchiveRefused(f"{into} exists: archive into a new file")
+    key = auditchain.checkpoint_key(secret_key)
+    with store.session(immediate=True) as session:
+        first_recent = session.scalar(select(func.min(AuditEvent.seq)).where(AuditEvent.at >= before))
+        upto = select(AuditEvent).order_by(AuditEvent.seq, AuditEvent.id)
+        if first_recent is not None:
+            upto = upto.where(AuditEvent.seq < first_recent)
+        links = [link_of(row) for row in session.scalars(upto)]
+        if not links or (len(links) == 1 and links[0].entry.action == auditchain.CHECKPOINT):
+            return None
+        last = links[-1]
+        broken = verify(links, Head(last.seq, last.digest), auditchain.ListIndex(links), key)
+        if broken is not None:
+            raise ArchiveRefused(f"the rows to archive do not verify: {broken}")
+        written = hashlib.sha256()
+        with into.open("x", encoding="utf-8") as out:
+            for link in links:
+                line = json.dumps(
+                    link.entry.as_dict() | {"prev": link.prev, "digest": link.digest},
+                    sort_keys=True,
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                )
+                out.write(line + "\n")
+                written.update((line + "\n").encode())
+            out.flush()
+            os.fsync(out.fileno())
+        details: dict[str, Any] = {
+            "archived_rows": len(links),
+            "before": auditchain.utc_text(before),
+            "file": into.name,
+            "file_sha256": written.hexdigest(),
+        }
+        entry = Entry(
+            seq=last.seq,
+            at=last.entry.at,
+            actor_kind=actor.kind.value,
+            actor_id=_cut(actor.id, 256),
+            actor_role=_cut(actor.role, 64),
+            action=auditchain.CHECKPOINT,
+            outcome="archived",
+            account_id=None,
+            subject=f"rows to {last.seq}",
+            source_ip=(actor.client_address or _place_of(actor))[:64],
+            details=details,
+        )
+        details[auditchain.SIGNATURE] = auditchain.sign_checkpoint(key, entry, last.prev, last.digest)
+        session.execute(delete(AuditEvent).where(AuditEvent.seq <= last.seq))
+        session.execute(
+            _INSERT,
+            [
+                {
+                    **{k: v for k, v in vars(entry).items() if k != "details"},
+                    "details": details,
+                    "prev_digest": last.prev,
+                    "digest": last.digest,
+                }
+            ],
+        )
+    return Archived(len(links), last.seq, written.hexdigest())
 
 
 # -- shipping to a separate system ----------------------------------------------------------------------

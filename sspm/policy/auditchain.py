@@ -12,11 +12,20 @@ PostgreSQL give back unchanged; it must never change, or every row written
 before would read as altered. Anyone who can rewrite the database can
 recompute a whole chain: shipping each event as it happens to a separate
 system (syslog, a JSON log) is what keeps a copy out of their reach.
+
+Archiving old rows (``python -m sspm audit archive``) takes a prefix of the
+chain out to a file and leaves one checkpoint row in its place: it carries
+the last archived row's position and digest, where the chain goes on, and
+an HMAC over them keyed from SSPM_SECRET_KEY (``sign_checkpoint``). Only a
+first row may be a checkpoint, and only a signed one: anyone who can write
+to the database but does not hold the key cannot cut the start of the trail
+and leave a checkpoint that verifies.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +84,36 @@ def canonical(entry: Entry, prev: str) -> bytes:
 
 def digest(entry: Entry, prev: str) -> str:
     return hashlib.sha256(canonical(entry, prev)).hexdigest()
+
+
+#: The action of the row that stands for an archived prefix of the chain.
+CHECKPOINT = "audit_checkpoint"
+#: Its details' entry holding the signature (not itself signed).
+SIGNATURE = "hmac"
+
+
+def checkpoint_key(secret_key: str) -> bytes:
+    """The key checkpoints are signed with: SSPM_SECRET_KEY's, for this purpose only."""
+    return hmac.new(secret_key.encode(), b"sspm audit checkpoint", hashlib.sha256).digest()
+
+
+def _signed_text(entry: Entry, prev: str, digest_: str) -> bytes:
+    unsigned = {k: v for k, v in entry.details.items() if k != SIGNATURE}
+    content = entry.as_dict() | {"details": unsigned, "prev": prev, "digest": digest_}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def sign_checkpoint(key: bytes, entry: Entry, prev: str, digest_: str) -> str:
+    """The signature of a checkpoint row: over all it says, its digests included."""
+    return hmac.new(key, _signed_text(entry, prev, digest_), hashlib.sha256).hexdigest()
+
+
+def checkpoint_holds(link: Link, key: bytes | None) -> bool:
+    """Whether ``link`` is a checkpoint whose signature verifies under ``key``."""
+    given = link.entry.details.get(SIGNATURE)
+    if key is None or link.entry.action != CHECKPOINT or not isinstance(given, str):
+        return False
+    return hmac.compare_digest(given, sign_checkpoint(key, link.entry, link.prev, link.digest))
 
 
 #: Words that name a secret: details keyed by one are refused outright.
@@ -164,15 +203,24 @@ def _row(link: Link) -> str:
     return f"row {link.seq} (id {link.id}, {utc_text(link.entry.at)}, {link.entry.action})"
 
 
-def verify(links: Iterable[Link], head: Head | None, index: Index) -> Break | None:
+def verify(links: Iterable[Link], head: Head | None, index: Index, checkpoint_key: bytes | None = None) -> Break | None:
     """The first break in ``links`` (in chain order), or None when the whole chain holds.
 
     Walks once, keeping only the previous row; ``index`` is asked only to
     tell, at a break, a removed row from an inserted or a rewritten one.
+    A first row that is a checkpoint (the rows before it archived) is where
+    the chain starts if its signature verifies under ``checkpoint_key``.
     """
     before: Link | None = None
     first: Link | None = None
     for link in links:
+        if first is None and link.entry.action == CHECKPOINT:
+            if not checkpoint_holds(link, checkpoint_key):
+                unsigned = "cannot be checked without SSPM_SECRET_KEY" if checkpoint_key is None else "is not signed"
+                what = f"{_row(link)}, the archive checkpoint, {unsigned} with this server's key"
+                return Break(Damage.ALTERED, link.seq, link.id, what)
+            first = before = link
+            continue
         first = first or link
         expected_prev = before.digest if before else GENESIS
         expected_seq = before.seq + 1 if before else 1
