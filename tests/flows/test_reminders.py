@@ -85,6 +85,7 @@ def claimed(app: Flask, key: str) -> bool:
         return found == "sent"
 
 
+@pytest.mark.both_databases
 def test_the_near_expiry_account_gets_the_7_day_reminder_once_in_french_and_nobody_else_any(
     app: Flask, backing: Backing
 ) -> None:
@@ -123,6 +124,7 @@ def test_a_disabled_account_gets_no_reminder(app: Flask, backing: Backing) -> No
     assert backing.mailbox.messages == []
 
 
+@pytest.mark.both_databases
 def test_a_missed_week_sends_only_the_smallest_threshold_and_a_new_password_starts_again(
     app: Flask, backing: Backing
 ) -> None:

@@ -100,6 +100,7 @@ def reachable(app: Flask, viewer: str) -> list[DirectoryAccount]:
     return [r for r in table(app) if organization is None or r.organization == key(organization)]
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("viewer", sorted(VIEWERS))
 def test_each_account_report_shows_exactly_the_accounts_in_the_viewers_reach(app: Flask, viewer: str) -> None:
     now = utcnow()
@@ -149,6 +150,7 @@ def test_a_manager_without_the_helpdesk_permission_is_refused_and_it_is_audited(
     assert [r for r in rows(app, Action.REQUEST) if r[0] == "not_permitted"]
 
 
+@pytest.mark.both_databases
 def test_pages_are_keyset_and_each_row_comes_once(app: Flask) -> None:
     with services_of(app).store.session() as session:
         for i in range(123):
@@ -166,6 +168,7 @@ def test_pages_are_keyset_and_each_row_comes_once(app: Flask) -> None:
     assert len(seen) == len(set(seen)) and {f"bulk{i:04d}" for i in range(123)} <= set(seen)
 
 
+@pytest.mark.both_databases
 def test_recent_resets_and_unlocks_by_method_within_reach(app: Flask) -> None:
     store = services_of(app).store
     ids = {uid: account_of(app, uid).id for uid in ("jsmith", "mdubois", "achen", "klee")}
