@@ -64,8 +64,9 @@ class Scheduled:
 ENTRIES: tuple[Scheduled, ...] = (
     # Tokens past their lifetime, old email events and job runs (sspm.account.cleanup).
     Scheduled("clean-up", "sspm.account.cleanup.clean_up", jobs.HOUSEKEEPING, 3600),
-    # Password-expiry reminders from the synced table, each once ever (sspm.account.reminders).
-    Scheduled("reminders", "sspm.account.reminders.send_reminders", jobs.HOUSEKEEPING, 3600),
+    # Expiry reminders from the synced table, each once ever (sspm.account.reminders); a cheap indexed query,
+    # so every 15 minutes: a fresh sync (the demo's first) is followed soon by its reminders.
+    Scheduled("reminders", "sspm.account.reminders.send_reminders", jobs.HOUSEKEEPING, 900),
     # The directory's accounts copied for reports and reminders (sspm.account.sync): changes, then a full pass.
     Scheduled("sync-changes", "sspm.account.sync.incremental_sync", jobs.SYNC, 300),
     Scheduled("sync-full", "sspm.account.sync.full_sync", jobs.SYNC, 86400),
