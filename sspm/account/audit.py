@@ -114,6 +114,8 @@ class Action(StrEnum):
     STAFF_TOTP_RESET = "staff_totp_reset"
     #: The audit trail exported from the console (a CSV of one filter, given in the details).
     AUDIT_EXPORT = "audit_export"
+    #: The checkpoint row that stands for the rows archived before it (``archive``; sspm.policy.auditchain).
+    AUDIT_CHECKPOINT = auditchain.CHECKPOINT
     #: A console report exported (sspm.reports: which report, organization and days in the details).
     REPORT_EXPORT = "report_export"
     #: The staff console's sign-in (password, then second factor), re-authentication before a sensitive action,
@@ -428,7 +430,7 @@ def archive(store: Store, before: datetime, into: Path, *, secret_key: str, acto
             actor_kind=actor.kind.value,
             actor_id=_cut(actor.id, 256),
             actor_role=_cut(actor.role, 64),
-            action=auditchain.CHECKPOINT,
+            action=Action.AUDIT_CHECKPOINT.value,
             outcome="archived",
             account_id=None,
             subject=f"rows to {last.seq}",

@@ -25,11 +25,13 @@ from lab import Slapd
 from lab.env import sspm_environ
 from sspm.__main__ import verify_audit
 from sspm.account import audit
+from sspm.account.audit_query import chain_status
 from sspm.infra.settings import ROOT
 from sspm.infra.store import AuditEvent, Store, utcnow
 from sspm.policy.actor import Actor
 from sspm.policy.auditchain import CHECKPOINT, GENESIS, Entry, digest, utc_text
-from tests.support import Backing
+from tests.support import Backing, services_of
+from tests.support.flows import AppFactory
 
 KEY = "a-secret-key-of-this-test-only-0123456789abcdef"
 OPERATOR = Actor.operator("test-operator")
@@ -185,3 +187,15 @@ def test_the_operator_archives_then_verifies_at_the_command_line(
     assert "cannot be checked without SSPM_SECRET_KEY" in capsys.readouterr().err
     assert utc_text(datetime.now(UTC))[:4] in into.read_text()
     store.close()
+
+
+def test_the_consoles_chain_check_reads_the_checkpoint_with_the_apps_key(
+    build_app: AppFactory, slapd: Slapd, tmp_path: Path
+) -> None:
+    the = services_of(build_app(slapd))
+    write(the.store, 3)
+    key = the.settings.secret_key
+    assert audit.archive(the.store, utcnow(), tmp_path / "old.jsonl", secret_key=key, actor=OPERATOR) is not None
+    write(the.store, 1)
+    status = chain_status(the.store, max_age=0)
+    assert status.broken is None and status.rows == 2
