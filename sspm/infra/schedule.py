@@ -13,7 +13,9 @@ number of schedulers may run, for redundancy, and each slot's job is still
 queued once. A scheduler (re)started mid-slot finds the slot claimed and
 waits for the next one. A claim whose enqueue failed is given back, so the
 next tick (of any scheduler) tries again, and the failure is logged as an
-error with its traceback.
+error with its traceback. The claims live in Redis: a restart that loses
+them (no persistence) queues each entry once more in the current slot,
+which every scheduled job takes (each is safe to run twice).
 
 Why this small loop and not RQ 3.0's own ``rq.cron.CronScheduler``: RQ's
 keeps each job's next run in the memory of its own process, so two of them

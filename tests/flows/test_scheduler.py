@@ -10,6 +10,7 @@ jobs on a queue must be exactly one per claim, whichever scheduler made it.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import pytest
 import redis
 from rq.job import Job
 
@@ -139,5 +141,34 @@ def test_the_scheduler_rides_out_a_redis_restart(slapd: Slapd, backing: Backing,
         assert "Scheduler: Redis is back" in one.said()
         assert TRACEBACK not in one.said(), one.said()[-3000:]
         assert len(queued(connection, entry)) == len(claims(connection, entry)), "once per slot after it too"
+    finally:
+        server.stop()
+
+
+def test_a_failed_enqueue_is_logged_loudly_and_tried_again_at_the_next_tick(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis refuses the job (here: an ACL that lets the scheduler claim but not queue) but not the claim."""
+    server = start_redis(tmp_path / "redis")
+    try:
+        admin = redis.Redis.from_url(server.url)
+        admin.execute_command("ACL", "SETUSER", "scheduler", "on", ">its-password", "~sspm:*", "+@all")
+        limited = redis.Redis(port=server.port, username="scheduler", password="its-password")
+        entry = schedule.Scheduled("clean-up", "sspm.account.cleanup.clean_up", "housekeeping", 3600)
+        loop = schedule.Scheduler(limited, (entry,), name="test")
+
+        with caplog.at_level(logging.INFO, logger="sspm.scheduler"):
+            assert loop.tick() == []
+        (said,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert (
+            said.getMessage() == "Scheduler: could not enqueue clean-up (sspm.account.cleanup.clean_up on housekeeping)"
+        )
+        assert said.exc_info is not None, "with its traceback"
+        assert not claims(admin, entry), "the claim was given back"
+
+        admin.execute_command("ACL", "SETUSER", "scheduler", "~rq:*")
+        assert loop.tick() == ["clean-up"]
+        assert len(queued(admin, entry)) == len(claims(admin, entry)) == 1
+        assert loop.tick() == [], "once per slot"
     finally:
         server.stop()
