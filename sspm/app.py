@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
 
     app.extensions["sspm"] = build(settings, directory=directory, check=check)
-    audit.use_secret_key(settings.secret_key)  # the console's chain check reads archive checkpoints with it
+    audit.use_secret_key(app.extensions["sspm"].store, settings.secret_key)  # for the console's chain check
 
     csrf.init_app(app)
     i18n.init_app(app)

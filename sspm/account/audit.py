@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -326,14 +327,13 @@ class _StoreIndex:
         return [link_of(r) for r in self._session.scalars(select(AuditEvent).where(AuditEvent.prev_digest == value))]
 
 
-#: What archive checkpoints are checked with in this process (``use_secret_key``: the web app calls it at start).
-_checkpoint_key: bytes | None = None
+#: What each store's archive checkpoints are checked with (``use_secret_key``: the web app calls it at start).
+_checkpoint_keys: weakref.WeakKeyDictionary[Store, bytes] = weakref.WeakKeyDictionary()
 
 
-def use_secret_key(secret_key: str) -> None:
-    """Check (and sign) archive checkpoints with the key derived from SSPM_SECRET_KEY."""
-    global _checkpoint_key
-    _checkpoint_key = auditchain.checkpoint_key(secret_key)
+def use_secret_key(store: Store, secret_key: str) -> None:
+    """Check ``store``'s archive checkpoints with the key derived from SSPM_SECRET_KEY, when not given one."""
+    _checkpoint_keys[store] = auditchain.checkpoint_key(secret_key)
 
 
 def check_chain(store: Store, secret_key: str | None = None) -> tuple[int, Break | None]:
@@ -343,7 +343,7 @@ def check_chain(store: Store, secret_key: str | None = None) -> tuple[int, Break
     millions of rows is walked in constant memory. A checkpoint left by
     ``archive`` is checked with ``secret_key``'s key, else ``use_secret_key``'s.
     """
-    key = auditchain.checkpoint_key(secret_key) if secret_key is not None else _checkpoint_key
+    key = auditchain.checkpoint_key(secret_key) if secret_key is not None else _checkpoint_keys.get(store)
     counted = 0
     with store.session() as session:
         stored = session.get(AuditChainHead, 1)
