@@ -139,3 +139,18 @@ def test_the_scheduled_jobs_copy_the_directory_with_the_configured_organizations
     ]
     names = {entry.function for entry in schedule.ENTRIES if entry.queue == jobs.SYNC}
     assert names == set(ran)
+
+
+def test_a_checkpoint_from_another_server_makes_the_incremental_sync_copy_everything(
+    role_lab: RoleLab, store: Store
+) -> None:
+    """A restored or replaced DC (new invocationId), another provider: its position means nothing here."""
+    foreign = "usn:00000000-0000-0000-0000-000000000000:99999999999"
+    with store.session() as session:
+        session.add(SyncCheckpoint(name=CHECKPOINT, value=foreign))
+    directory = role_lab.connect()
+    done = sync_changes(store, directory, lambda _found: None, page_size=3)
+    assert done.seen == len(role_lab.accounts) == len(copy_of(store))
+    with store.session() as session:
+        assert session.scalar(select(SyncCheckpoint.value).where(SyncCheckpoint.name == CHECKPOINT)) != foreign
+    assert sync_changes(store, directory, lambda _found: None).seen == 0
