@@ -210,6 +210,7 @@ class ActiveDirectory(LdapDirectory):
     """The Directory contract for Active Directory."""
 
     _DETAIL_ATTRIBUTES = _DETAIL_ATTRIBUTES
+    _DEPARTMENT = "department"
     _SEARCHED_ATTRIBUTES = ("sAMAccountName", "userPrincipalName", "cn", "displayName", "givenName", "sn", "mail")
     _OU = "OU"
 
@@ -416,31 +417,8 @@ class ActiveDirectory(LdapDirectory):
 
     def _details(self, entry: dict[str, Any]) -> AccountDetails:
         attributes = entry["attributes"]
-        account = self._account(entry["dn"], attributes, entry["raw_attributes"])
-        standing = _standing(attributes)
-        return AccountDetails(
-            id=account.id,
-            dn=account.dn,
-            login=account.username,
-            display_name=account.display_name,
-            given_name=account.given_name,
-            surname=_text(attributes, "sn") or "",
-            email=account.email,
-            phone=_text(attributes, "telephoneNumber"),
-            title=_text(attributes, "title"),
-            department=_text(attributes, "department"),
-            mobile=_text(attributes, "mobile"),
-            location=dn.parent(account.dn),
-            locked=standing.locked,
-            disabled=standing.disabled,
-            expired=standing.expired(datetime.now(UTC)),
-            must_change=standing.must_change,
-            password_set_at=standing.password_changed_at,
-            expires_at=standing.expires_at,
-            organization=self._organization(attributes),
-            locked_since=standing.locked_since,
-            failures=standing.failures,
-            failure_times=standing.failure_times,
+        return self._details_from(
+            self._account(entry["dn"], attributes, entry["raw_attributes"]), _standing(attributes), attributes, _text
         )
 
     def _set_disabled(self, account: Account, disabled: bool) -> None:

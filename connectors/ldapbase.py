@@ -20,7 +20,8 @@ import threading
 import time
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ldap3 import BASE, SUBTREE
@@ -31,6 +32,7 @@ from connectors.directory import (
     Account,
     AccountDetails,
     AccountPage,
+    AccountStatus,
     Changes,
     DirectoryMisconfigured,
     DirectoryUnavailable,
@@ -44,6 +46,9 @@ from connectors.directory import (
 from connectors.guard import Guard
 from connectors.ldapconn import raise_for
 from connectors.settings import DirectorySettings
+
+#: How a kind reads one attribute as text (its values come back in different shapes).
+TextOf = Callable[[dict[str, object], str], str | None]
 
 __all__ = ["LdapDirectory", "raise_for"]
 
@@ -271,6 +276,38 @@ class LdapDirectory(ABC):
     @abstractmethod
     def _details(self, entry: dict[str, Any]) -> AccountDetails:
         """An account in full from one search entry holding :attr:`_DETAIL_ATTRIBUTES`."""
+
+    #: The attribute each kind keeps the department or unit in.
+    _DEPARTMENT: ClassVar[str]
+
+    def _details_from(
+        self, account: Account, standing: AccountStatus, attributes: dict[str, object], text: TextOf
+    ) -> AccountDetails:
+        """One AccountDetails from what both kinds read: ``text(attributes, name)`` is the kind's way to a string."""
+        return AccountDetails(
+            id=account.id,
+            dn=account.dn,
+            login=account.username,
+            display_name=account.display_name,
+            given_name=account.given_name,
+            surname=text(attributes, "sn") or "",
+            email=account.email,
+            phone=text(attributes, "telephoneNumber"),
+            title=text(attributes, "title"),
+            department=text(attributes, self._DEPARTMENT),
+            mobile=text(attributes, "mobile"),
+            location=dn.parent(account.dn),
+            locked=standing.locked,
+            disabled=standing.disabled,
+            expired=standing.expired(datetime.now(UTC)),
+            must_change=standing.must_change,
+            password_set_at=standing.password_changed_at,
+            expires_at=standing.expires_at,
+            organization=self._organization(attributes),
+            locked_since=standing.locked_since,
+            failures=standing.failures,
+            failure_times=standing.failure_times,
+        )
 
     def _organization(self, attributes: Mapping[str, Any]) -> str | None:
         """The configured organization attribute's (first) value, as text; None when unset or absent."""

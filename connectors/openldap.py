@@ -152,6 +152,7 @@ class OpenLdapDirectory(LdapDirectory):
     """The Directory contract for OpenLDAP + ppolicy."""
 
     _DETAIL_ATTRIBUTES = _DETAIL_ATTRIBUTES
+    _DEPARTMENT = "departmentNumber"
     _SEARCHED_ATTRIBUTES = ("uid", "cn", "displayName", "givenName", "sn", "mail")
 
     def __init__(self, settings: DirectorySettings) -> None:
@@ -371,31 +372,8 @@ class OpenLdapDirectory(LdapDirectory):
 
     def _details(self, entry: dict[str, Any]) -> AccountDetails:
         attributes = entry["attributes"]
-        account = self._account(entry["dn"], attributes)
-        standing = self._standing(attributes)
-        return AccountDetails(
-            id=account.id,
-            dn=account.dn,
-            login=account.username,
-            display_name=account.display_name,
-            given_name=account.given_name,
-            surname=_first(attributes, "sn") or "",
-            email=account.email,
-            phone=_first(attributes, "telephoneNumber"),
-            title=_first(attributes, "title"),
-            department=_first(attributes, "departmentNumber"),
-            mobile=_first(attributes, "mobile"),
-            location=dn.parent(account.dn),
-            locked=standing.locked,
-            disabled=standing.disabled,
-            expired=standing.expired(datetime.now(UTC)),
-            must_change=standing.must_change,
-            password_set_at=standing.password_changed_at,
-            expires_at=standing.expires_at,
-            organization=self._organization(attributes),
-            locked_since=standing.locked_since,
-            failures=standing.failures,
-            failure_times=standing.failure_times,
+        return self._details_from(
+            self._account(entry["dn"], attributes), self._standing(attributes), attributes, _first
         )
 
     def disable_account(self, account: Account) -> None:
