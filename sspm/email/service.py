@@ -12,10 +12,7 @@ than the link lives, and forgets it once the link is used or gone.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +21,11 @@ from datetime import timedelta
 from connectors.directory import Account, Directory, DirectoryError, Outcome
 from sspm.account import audit, tokens
 from sspm.account.aftermath import after_password_set
+from sspm.account.opened_links import OpenedLinks
 from sspm.email.jobs import RESET_PURPOSE
 from sspm.infra.outbox import EmailUnavailable, Outbox
 from sspm.infra.state import State
-from sspm.infra.store import Store, utcnow
+from sspm.infra.store import Store
 from sspm.policy import logins, reasons
 from sspm.policy.actor import Actor
 from sspm.policy.passwords import Rules, first_problem
@@ -35,7 +33,7 @@ from sspm.policy.reasons import Reason
 from sspm.policy.timing import pad_refusal
 
 #: Redis kind of an opened link: a handle's digest -> the token's digest.
-_OPENED = "reset-link"
+_LINKS = OpenedLinks("reset-link", RESET_PURPOSE)
 
 log = logging.getLogger(__name__)
 
@@ -95,39 +93,13 @@ class LinkResult:
 
 
 def open_link(store: Store, state: State, token: str) -> str | None:
-    """The handle a browser keeps for an opened link; None if the link is not live.
-
-    The handle lives in Redis only as long as the link has left to live.
-    """
-    link = tokens.digest(token)
-    until = tokens.live_until(store, link, RESET_PURPOSE)
-    if until is None:
-        return None
-    handle = secrets.token_urlsafe(32)
-    state.put(_OPENED, _key(handle), {"link": link}, ttl=math.ceil((until - utcnow()).total_seconds()))
-    return handle
-
-
-def _key(handle: str) -> str:
-    # As for sessions: what Redis holds cannot be replayed as a cookie.
-    return hashlib.sha256(handle.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _link_of(state: State, handle: str) -> tokens.Digest | None:
-    record = state.get(_OPENED, _key(handle))
-    return tokens.Digest(record["link"]) if record else None
+    """The handle a browser keeps for an opened link; None if the link is not live."""
+    return _LINKS.open(store, state, tokens.digest(token))
 
 
 def _account_of(directory: Directory, store: Store, link: tokens.Digest, clock_skew: timedelta) -> Account | None:
-    account_id = tokens.find(store, link, RESET_PURPOSE)
-    if account_id is None:
-        return None
-    account = directory.get_account(account_id)
-    if account is None or account.disabled:
-        return None
-    changed = directory.status(account).password_changed_at
-    found = tokens.find(store, link, RESET_PURPOSE, changed_since=changed, clock_skew=clock_skew)
-    return account if found else None
+    account = _LINKS.live_account(directory, store, link, clock_skew)
+    return None if account is None or account.disabled else account
 
 
 def account_for(
@@ -139,10 +111,10 @@ def account_for(
     void, and so is one issued too close to that change to tell which came
     first (see tokens.outdated). A dead link's handle is forgotten.
     """
-    link = _link_of(state, handle)
+    link = _LINKS.link_of(state, handle)
     account = _account_of(directory, store, link, clock_skew) if link else None
     if account is None:
-        state.delete(_OPENED, _key(handle))
+        _LINKS.forget(state, handle)
     return account
 
 
@@ -160,18 +132,18 @@ def reset_with_link(
     clock_skew: timedelta,
 ) -> LinkResult:
     """Set a new password with an opened link, spending it; the link proves who may, ``actor`` is who did."""
-    link = _link_of(state, handle)
+    link = _LINKS.link_of(state, handle)
     try:
         account = _account_of(directory, store, link, clock_skew) if link else None
         if link is None or account is None:
-            state.delete(_OPENED, _key(handle))
+            _LINKS.forget(state, handle)
             return LinkResult(Reason.LINK_GONE)
         problem = first_problem(new, confirm, "", rules, account)
         if problem is not None:
             return LinkResult(problem, account)
         # Spend first: of two requests racing with one link, one wins.
         if not tokens.spend(store, link):
-            state.delete(_OPENED, _key(handle))
+            _LINKS.forget(state, handle)
             return LinkResult(Reason.LINK_GONE)
         outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
@@ -180,7 +152,7 @@ def reset_with_link(
         audit.record(store, audit.Action.RESET_BY_EMAIL, outcome.value, actor=actor, account=account)
         tokens.restore(store, link)  # refused by policy: the user may try another password
         return LinkResult(reasons.of(outcome), account)
-    state.delete(_OPENED, _key(handle))  # used: the handle opens nothing any more
+    _LINKS.forget(state, handle)  # used: the handle opens nothing any more
     after_password_set(
         store, state, outbox, account, done=audit.Action.RESET_BY_EMAIL, event="password_reset", actor=actor
     )

@@ -39,12 +39,13 @@ from connectors import dn
 from connectors.directory import AccountDetails, Directory, DirectoryError, LoginTaken, Outcome, Person
 from sspm.account import audit, email_change, tokens
 from sspm.account.enrollment import enrolled_questions
+from sspm.account.opened_links import OpenedLinks
 from sspm.infra import jobs
 from sspm.infra.mail_templates import MailTemplates, _l
 from sspm.infra.outbox import EmailUnavailable, Outbox
 from sspm.infra.sms import SmsSender, SmsUnavailable
 from sspm.infra.state import State
-from sspm.infra.store import Store, utcnow
+from sspm.infra.store import Store
 from sspm.policy import logins, reasons
 from sspm.policy.actor import Actor
 from sspm.policy.reasons import Reason
@@ -64,7 +65,7 @@ _CODE = "phone-code"
 _TRIES = "phone-code-tries"
 _SMS_SENT = "profile-sms-sent"
 _LINKS_SENT = "profile-email-links"
-_OPENED = "profile-email-link"
+_LINKS = OpenedLinks("profile-email-link", email_change.VERIFY_EMAIL_PURPOSE)
 
 #: The text messages, translated into the owner's language when sent (like the emails' subjects).
 CODE_TEXT = _l(
@@ -214,43 +215,30 @@ def ask_email_change(
     return None
 
 
-def _key(handle: str) -> str:
-    # As for sessions: what Redis holds cannot be replayed as a cookie.
-    return hashlib.sha256(handle.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def open_link(store: Store, state: State, token: str) -> str | None:
     """The handle a browser keeps for an opened link (the token leaves the URL); None if the link is not live.
 
     Opening spends nothing: a mail scanner's GET confirms nothing.
     """
     link = tokens.digest(token)
-    until = tokens.live_until(store, link, email_change.VERIFY_EMAIL_PURPOSE)
-    if until is None or email_change.pending(state, link) is None:
+    if email_change.pending(state, link) is None:
         return None
-    handle = secrets.token_urlsafe(32)
-    state.put(_OPENED, _key(handle), {"link": link}, ttl=math.ceil((until - utcnow()).total_seconds()))
-    return handle
+    return _LINKS.open(store, state, link)
 
 
 def opened_username(state: State, handle: str) -> str | None:
     """The user name of the account an opened link names (the attempt limits key on it); Redis only."""
-    link = _link_of(state, handle)
+    link = _LINKS.link_of(state, handle)
     pending = email_change.pending(state, link) if link else None
     return pending.username if pending else None
 
 
-def _link_of(state: State, handle: str) -> tokens.Digest | None:
-    found = state.get(_OPENED, _key(handle))
-    return tokens.Digest(found["link"]) if found else None
-
-
 def opened(store: Store, state: State, handle: str) -> email_change.Pending | None:
     """What an opened link would confirm, while it still can: its token live, bound to the account it names."""
-    link = _link_of(state, handle)
+    link = _LINKS.link_of(state, handle)
     found = _still_good(store, state, link) if link else None
     if found is None:
-        state.delete(_OPENED, _key(handle))
+        _LINKS.forget(state, handle)
     return found
 
 
@@ -301,10 +289,10 @@ def confirm_email(
     anyone else, it is refused whatever the password: the link changes the
     account it names or none, never the one at the keyboard.
     """
-    link = _link_of(state, handle)
+    link = _LINKS.link_of(state, handle)
     pending = _still_good(store, state, link) if link else None
     if link is None or pending is None:
-        state.delete(_OPENED, _key(handle))
+        _LINKS.forget(state, handle)
         return Confirmed(Reason.LINK_GONE)
     if signed_in is not None and signed_in != pending.account_id:
         return Confirmed(refuse_other_account(store, pending, signed_in, actor=actor))
@@ -318,7 +306,7 @@ def confirm_email(
         return Confirmed(reasons.directory_failed(exc, "confirm a new login email"))
     # Spend first: of two requests racing with one link, one wins.
     if details is None or details.disabled or not tokens.spend(store, link):
-        state.delete(_OPENED, _key(handle))
+        _LINKS.forget(state, handle)
         return Confirmed(Reason.LINK_GONE)
     try:
         updated = directory.update_account(details.account, _person(details, email=pending.address))
@@ -351,7 +339,7 @@ def confirm_email(
 
 
 def _done_with(state: State, handle: str, link: tokens.Digest, account_id: str) -> None:
-    state.delete(_OPENED, _key(handle))
+    _LINKS.forget(state, handle)
     email_change.forget(state, link)
     email_change.settled(state, account_id)
 

@@ -19,26 +19,24 @@ spends the link, which can do nothing more.
 
 from __future__ import annotations
 
-import hashlib
-import math
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
 from connectors.directory import Account, Directory, DirectoryError, Outcome
 from sspm.account import audit, setup_links, tokens
 from sspm.account.aftermath import after_password_set
+from sspm.account.opened_links import OpenedLinks
 from sspm.account.setup_links import SETUP_PURPOSE
 from sspm.infra.outbox import Outbox
 from sspm.infra.state import State
-from sspm.infra.store import Store, utcnow
+from sspm.infra.store import Store
 from sspm.policy import reasons
 from sspm.policy.actor import Actor
 from sspm.policy.passwords import Rules, first_problem
 from sspm.policy.reasons import Reason
 
-#: Redis kind of an opened set-up link: a handle's digest -> the token's digest.
-_OPENED = "setup-link"
+#: Opened set-up links (sspm.account.opened_links).
+_LINKS = OpenedLinks("setup-link", SETUP_PURPOSE)
 
 
 @dataclass(frozen=True)
@@ -56,26 +54,13 @@ def open_link(
     password is chosen another day (or never).
     """
     link = tokens.digest(token)
-    until = tokens.live_until(store, link, SETUP_PURPOSE)
-    if until is None:
-        return None
     account = _account_of(directory, store, link, clock_skew)
     if account is None:
         return None
-    setup_links.email_verified(store, account, actor=actor)
-    handle = secrets.token_urlsafe(32)
-    state.put(_OPENED, _key(handle), {"link": link}, ttl=math.ceil((until - utcnow()).total_seconds()))
+    handle = _LINKS.open(store, state, link)
+    if handle is not None:
+        setup_links.email_verified(store, account, actor=actor)
     return handle
-
-
-def _key(handle: str) -> str:
-    # As for sessions: what Redis holds cannot be replayed as a cookie.
-    return hashlib.sha256(handle.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _link_of(state: State, handle: str) -> tokens.Digest | None:
-    record = state.get(_OPENED, _key(handle))
-    return tokens.Digest(record["link"]) if record else None
 
 
 def _account_of(directory: Directory, store: Store, link: tokens.Digest, clock_skew: timedelta) -> Account | None:
@@ -91,22 +76,17 @@ def _account_of(directory: Directory, store: Store, link: tokens.Digest, clock_s
     account_id = tokens.find(store, link, SETUP_PURPOSE)
     if account_id is None or not setup_links.still_to_set_up(store, account_id):
         return None
-    account = directory.get_account(account_id)
-    if account is None:
-        return None
-    changed = directory.status(account).password_changed_at
-    found = tokens.find(store, link, SETUP_PURPOSE, changed_since=changed, clock_skew=clock_skew)
-    return account if found else None
+    return _LINKS.live_account(directory, store, link, clock_skew)
 
 
 def account_for(
     directory: Directory, store: Store, handle: str, *, state: State, clock_skew: timedelta
 ) -> Account | None:
     """The account an opened link belongs to, or None; spends nothing. A dead link's handle is forgotten."""
-    link = _link_of(state, handle)
+    link = _LINKS.link_of(state, handle)
     account = _account_of(directory, store, link, clock_skew) if link else None
     if account is None:
-        state.delete(_OPENED, _key(handle))
+        _LINKS.forget(state, handle)
     return account
 
 
@@ -129,12 +109,12 @@ def set_up(
     tries another with the same link. ``actor`` is who typed it (anonymous
     until now: the link proves who may).
     """
-    link = _link_of(state, handle)
+    link = _LINKS.link_of(state, handle)
     spent = False
     try:
         account = _account_of(directory, store, link, clock_skew) if link else None
         if link is None or account is None:
-            state.delete(_OPENED, _key(handle))
+            _LINKS.forget(state, handle)
             return SetupResult(Reason.LINK_GONE)
         problem = first_problem(new, confirm, "", rules, account)
         if problem is not None:
@@ -142,7 +122,7 @@ def set_up(
         # Spend first: of two requests racing with one link, one wins.
         spent = tokens.spend(store, link)
         if not spent:
-            state.delete(_OPENED, _key(handle))
+            _LINKS.forget(state, handle)
             return SetupResult(Reason.LINK_GONE)
         outcome = directory.activate_account(account, new)
     except DirectoryError as exc:
@@ -154,12 +134,12 @@ def set_up(
     if outcome is Outcome.DISABLED:
         # Not awaiting set-up any more: this link can do nothing, now or later.
         audit.record(store, audit.Action.SETUP, "not_awaiting_setup", actor=actor, account=account)
-        state.delete(_OPENED, _key(handle))
+        _LINKS.forget(state, handle)
         return SetupResult(Reason.LINK_GONE)
     if outcome is not Outcome.OK:
         audit.record(store, audit.Action.SETUP, outcome.value, actor=actor, account=account)
         tokens.restore(store, link)  # refused by policy: the user may try another password
         return SetupResult(reasons.of(outcome), account)
-    state.delete(_OPENED, _key(handle))  # used: the handle opens nothing any more
+    _LINKS.forget(state, handle)  # used: the handle opens nothing any more
     after_password_set(store, state, outbox, account, done=audit.Action.SETUP, event="account_ready", actor=actor)
     return SetupResult(None, account)
