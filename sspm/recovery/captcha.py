@@ -28,6 +28,8 @@ LENGTH = 6
 TTL_SECONDS = 600
 _KIND = "captcha"
 _AUDIO = "captcha-audio"
+#: The picture of a CAPTCHA, drawn once: every later request for it gets the same bytes.
+_IMAGE = "captcha-image"
 #: Taken by the request that makes a CAPTCHA's audio, so no other makes it too.
 _MAKING = "captcha-audio-making"
 _SESSION_KEY = "captcha"
@@ -57,16 +59,11 @@ def issue(state: State) -> None:
     if isinstance(old, str):
         state.delete(_KIND, old)
         state.delete(_AUDIO, old)
+        state.delete(_IMAGE, old)
     cid = secrets.token_urlsafe(16)
     text = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
     state.put(_KIND, cid, {"text": text, "expires": time.time() + TTL_SECONDS}, TTL_SECONDS)
     session[_SESSION_KEY] = cid
-
-
-def _text(state: State) -> str | None:
-    cid = session.get(_SESSION_KEY)
-    record = state.get(_KIND, cid) if isinstance(cid, str) else None
-    return str(record["text"]) if record else None
 
 
 def luminance(colour: RGB) -> float:
@@ -114,11 +111,26 @@ class _Picture(ImageCaptcha):
 
 
 def image(state: State) -> bytes | None:
-    text = _text(state)
-    if not text:
+    """This browser's CAPTCHA as a PNG, drawn on the first request and kept while the CAPTCHA lives.
+
+    Drawn once, not per request: a script fetching the same characters many
+    times would otherwise get as many different distortions to average away
+    (an easy OCR attack), and each drawing costs CPU a flood could spend.
+    """
+    cid = session.get(_SESSION_KEY)
+    if not isinstance(cid, str):
+        return None
+    kept = state.get(_IMAGE, cid)
+    if kept:
+        return base64.b64decode(kept["png"])
+    record = state.get(_KIND, cid)
+    if record is None:
         return None
     background, ink = palette()
-    return _Picture(ink).generate(text, bg_color=background, fg_color=ink).getvalue()
+    png: bytes = _Picture(ink).generate(str(record["text"]), bg_color=background, fg_color=ink).getvalue()
+    left = max(1, int(float(record.get("expires", time.time() + TTL_SECONDS)) - time.time()))
+    state.put(_IMAGE, cid, {"png": base64.b64encode(png).decode("ascii")}, left)
+    return png
 
 
 def audio(state: State, lang: str) -> Audio | None:
@@ -162,5 +174,6 @@ def passes(state: State, typed: str) -> bool:
     if record is None:
         return False
     state.delete(_AUDIO, cid)
+    state.delete(_IMAGE, cid)
     cleaned = "".join(typed.split()).upper()
     return hmac.compare_digest(cleaned.encode(), str(record["text"]).encode())

@@ -67,6 +67,24 @@ def test_the_audio_of_one_captcha_is_made_once_however_often_it_is_fetched(app: 
     assert app_redis(app).exists(f"sspm:captcha-audio:{cid}") == 0
 
 
+def test_one_captcha_is_one_picture_however_often_it_is_fetched(app: Flask) -> None:
+    """Drawn once: a script fetching the same characters again gets the same bytes, not a new
+    distortion to average away, and costs no new drawing."""
+    visitor = Visitor(app)
+    visitor.get("/forgot")
+
+    first, again = (visitor.get("/captcha/image.png") for _ in range(2))
+
+    assert first.status_code == again.status_code == 200 and first.mimetype == "image/png"
+    assert again.data == first.data
+    cid = browser_session(visitor)["captcha"]
+    kept, record = (app_redis(app).pttl(f"sspm:{kind}:{cid}") for kind in ("captcha-image", "captcha"))
+    assert 0 < kept <= record
+    visitor.get("/forgot")
+    assert visitor.get("/captcha/image.png").data != first.data, "new characters, a new picture"
+    assert app_redis(app).exists(f"sspm:captcha-image:{cid}") == 0, "gone with its CAPTCHA"
+
+
 def test_there_is_no_audio_without_a_captcha_on_the_page(app: Flask) -> None:
     made = captcha_audio.clips_made()
     assert Visitor(app).get(AUDIO).status_code == 404
