@@ -30,31 +30,14 @@ from sqlalchemy import select
 from sspm.infra import jobs
 from sspm.infra.outbox import Recipient
 from sspm.infra.services import Services
-from sspm.infra.settings import read_values
 from sspm.infra.store import DirectoryAccount, Store, utcnow
+from sspm.policy.expiry import thresholds
 
 log = logging.getLogger(__name__)
 
 KIND = "password_expires_soon"
-#: SSPM_REMINDER_DAYS when nothing sets it: days before expiry, one email at each.
-DEFAULT_DAYS = "14,7,3,1"
 #: How many table rows are read at a time (constant memory over any number of accounts).
 PAGE = 1000
-
-
-class BadThresholds(ValueError):
-    """SSPM_REMINDER_DAYS is not whole numbers of days, each at least 1, separated by commas."""
-
-
-def thresholds(text: str) -> tuple[int, ...]:
-    """The reminder days, largest first and each once: ``"1, 7,14,7"`` → (14, 7, 1)."""
-    try:
-        days = {int(part) for part in text.split(",") if part.strip()}
-    except ValueError:
-        raise BadThresholds(f"SSPM_REMINDER_DAYS must be whole numbers of days separated by commas: {text!r}") from None
-    if not days or min(days) < 1:
-        raise BadThresholds(f"SSPM_REMINDER_DAYS needs at least one number of days, each at least 1: {text!r}")
-    return tuple(sorted(days, reverse=True))
 
 
 def threshold_reached(expires_at: datetime, now: datetime, days: Sequence[int]) -> int | None:
@@ -122,15 +105,10 @@ def queue_reminders(the: Services, now: datetime, days: Sequence[int]) -> int:
     return len(recipients)
 
 
-def configured_days() -> str:
-    """SSPM_REMINDER_DAYS from config/defaults.env ← .env ← environment, or the default."""
-    return read_values().get("SSPM_REMINDER_DAYS", "").strip() or DEFAULT_DAYS
-
-
 @jobs.job
 def send_reminders(the: Services, days: str = "") -> str:
     """The scheduled job (sspm.infra.schedule): queue today's reminders; ``days`` overrides SSPM_REMINDER_DAYS."""
-    queued = queue_reminders(the, utcnow(), thresholds(days or configured_days()))
+    queued = queue_reminders(the, utcnow(), thresholds(days) if days else the.settings.reminder_days)
     return f"queued {queued}"
 
 

@@ -23,6 +23,7 @@ from connectors import KINDS
 from connectors.settings import DirectorySettings
 from sspm.infra.sms import SmsSettings
 from sspm.infra.smtp import SmtpSettings
+from sspm.policy.expiry import BadThresholds, thresholds
 from sspm.policy.organizations import BadOrganizationSource, OrganizationSource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +108,8 @@ class Settings:
     #: Days an email event and a job run are kept before the clean-up job deletes them (sspm.account.cleanup).
     email_event_retention_days: int = 90
     job_run_retention_days: int = 30
+    #: SSPM_REMINDER_DAYS: days before a password expires when its owner is reminded, largest first.
+    reminder_days: tuple[int, ...] = (14, 7, 3, 1)
 
     @property
     def https(self) -> bool:
@@ -273,6 +276,10 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     mail_domains = tuple(
         d.strip().lower() for d in text("SSPM_LOGIN_MAIL_DOMAINS").split(",") if d.strip()
     ) or _dns_domain(directory.base_dn)
+    try:
+        reminder_days = thresholds(text("SSPM_REMINDER_DAYS"))
+    except BadThresholds as exc:
+        raise ConfigError(str(exc)) from None
     return Settings(
         secret_key=secret,
         public_base_url=base_url,
@@ -323,6 +330,7 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         sms=sms,
         phone_region=phone_region,
         email_event_retention_days=number("SSPM_EMAIL_EVENT_RETENTION_DAYS"),
+        reminder_days=reminder_days,
         job_run_retention_days=number("SSPM_JOB_RUN_RETENTION_DAYS"),
     )
 

@@ -123,3 +123,13 @@ def test_the_documented_ad_user_filter_is_the_one_tested_against_a_real_dc(name:
     text = (ROOT / "config" / name).read_text()
     documented = re.findall(r"^#\s*LDAP_USER_FILTER=(.*sAMAccountName.*)$", text, re.MULTILINE)
     assert documented == [samba.USER_FILTER]
+
+
+@pytest.mark.parametrize("days", ["", "seven", "7,0", "14;7"])
+def test_reminder_days_that_are_not_days_stop_the_start_with_one_line(environ: dict[str, str], days: str) -> None:
+    assert "SSPM_REMINDER_DAYS" in refusal({**environ, "SSPM_REMINDER_DAYS": days})
+
+
+def test_reminder_days_are_read_largest_first(environ: dict[str, str]) -> None:
+    settings = load(env_file=NO_ENV_FILE, environ={**environ, "SSPM_REMINDER_DAYS": "1, 7,14,7"})
+    assert settings.reminder_days == (14, 7, 1)

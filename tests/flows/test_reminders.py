@@ -28,6 +28,7 @@ from sspm.account.sync import organization_for, sync_all
 from sspm.infra import jobs
 from sspm.infra.outbox import event_id_for
 from sspm.infra.store import AccountPreference, DirectoryAccount, EmailEvent
+from sspm.policy.expiry import thresholds
 from tests.flows.test_console_roles import account_of, start_staff_slapd
 from tests.flows.test_email import EMAIL_ENV
 from tests.support import Backing, services_of
@@ -134,7 +135,7 @@ def test_a_missed_week_sends_only_the_smallest_threshold_and_a_new_password_star
     first = row_of(app, achen)
     assert first.expires_at is not None
     expires = reminders.aware(first.expires_at)
-    days = reminders.thresholds("14,7,3,1")
+    days = thresholds("14,7,3,1")
 
     # The job did not run until 2 days before expiry: the 3-day reminder, not 14 and 7 late.
     assert reminders.queue_reminders(the, expires - timedelta(days=20), days) == 0
@@ -157,10 +158,3 @@ def test_a_missed_week_sends_only_the_smallest_threshold_and_a_new_password_star
     assert len(to(backing.mailbox, achen)) == 2
     changed_again = reminders.aware(second.password_changed_at) if second.password_changed_at else None
     assert claimed(app, reminders.key_of(achen.id, 7, changed_again, renewed))
-
-
-def test_thresholds_are_read_largest_first_and_nonsense_is_refused() -> None:
-    assert reminders.thresholds("1, 7,14,7") == (14, 7, 1)
-    for bad in ("", "0,7", "seven", "-1"):
-        with pytest.raises(reminders.BadThresholds):
-            reminders.thresholds(bad)
