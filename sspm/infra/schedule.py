@@ -72,6 +72,8 @@ ENTRIES: tuple[Scheduled, ...] = (
     # The directory's accounts copied for reports and reminders (sspm.account.sync): changes, then a full pass.
     Scheduled("sync-changes", "sspm.account.sync.incremental_sync", jobs.SYNC, 300),
     Scheduled("sync-full", "sspm.account.sync.full_sync", jobs.SYNC, 86400),
+    # People whose record's end date has come: ended as staff would by hand (sspm.people.jobs).
+    Scheduled("records-end-dates", "sspm.people.jobs.end_due_records", jobs.HOUSEKEEPING, 3600),
 )
 
 

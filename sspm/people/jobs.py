@@ -22,6 +22,8 @@ from sspm.infra import jobs, smtp
 from sspm.infra.mail_templates import _l
 from sspm.infra.services import Services
 from sspm.infra.store import EmailEvent, PersonRecord, utcnow
+from sspm.people import service
+from sspm.policy.actor import Actor
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +88,12 @@ def send_record_ended(the: Services, record_id: str, manager_id: str, event_id: 
         details={"record": record.id},
     )
     return "sent"
+
+
+@jobs.job
+def end_due_records(the: Services) -> str:
+    """The scheduled job (sspm.infra.schedule): end the records whose end date has come, as staff would by hand."""
+    ended, failed = service.end_due_records(the, Actor.job("people-end-dates"), utcnow().date())
+    if failed:
+        log.error("%d record(s) past their end date could not be ended now; tried again at the next run", failed)
+    return f"ended {ended}" + (f", {failed} failed" if failed else "")

@@ -694,6 +694,30 @@ def end_record(the: Services, actor: Actor, member: Staff, kind: Kind, record_id
         return Result(record)
     if record.status == ENDED:
         return Result(Reason.ALREADY_DONE, record=record)
+    return _end(the, actor, record)
+
+
+def end_due_records(the: Services, actor: Actor, today: date) -> tuple[int, int]:
+    """End every active record whose end date has come (the scheduled job's work); (ended, failed).
+
+    The same ending as by hand, done by ``actor`` (the job): the account
+    disabled, its sessions ended, its links void, the manager told. A record
+    the directory could not end now stays active and is tried at the next run.
+    """
+    with the.store.session() as session:
+        due = list(
+            session.scalars(select(PersonRecord).where(PersonRecord.status != ENDED, PersonRecord.end_date <= today))
+        )
+    ended = failed = 0
+    for record in due:
+        if _end(the, actor, record).reason is None:
+            ended += 1
+        else:
+            failed += 1
+    return ended, failed
+
+
+def _end(the: Services, actor: Actor, record: PersonRecord) -> Result:
     found = _account(the, record)
     if isinstance(found, Reason) and found is not Reason.ACCOUNT_GONE:
         return Result(found, record=record)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import ldap3
@@ -628,6 +628,24 @@ def test_ending_disables_signs_out_voids_links_and_tells_the_manager_and_reactiv
     assert again.status_code == 303
     assert stored(app, record.id).status == "active" and stored(app, record.id).end_date is None
     assert directory.verify_password(record.username, PASSWORD)[1].outcome is Outcome.OK
+
+
+def test_a_record_whose_end_date_has_come_is_ended_by_the_scheduled_job_and_only_then(app: Flask) -> None:
+    the = services_of(app)
+    soon = date.today() + timedelta(days=3)
+    leaving = seeded(app, end_date=soon)
+    staying = seeded(app, given_name="Irène", work_email="i.curie@partners.example", end_date=soon + timedelta(days=1))
+    set_up(app, leaving)
+    job = Actor.job("people-end-dates")
+
+    assert service.end_due_records(the, job, soon - timedelta(days=1)) == (0, 0), "not before the day"
+    assert service.end_due_records(the, job, soon) == (1, 0)
+
+    assert stored(app, leaving.id).status == "ended" and stored(app, staying.id).status == "active"
+    assert the.directory.verify_password(leaving.username, PASSWORD)[1].outcome is Outcome.DISABLED
+    (row,) = rows(app, "record_end")
+    assert (row.actor_kind, row.actor_id, row.outcome) == ("job", "people-end-dates", "ok")
+    assert service.end_due_records(the, job, soon) == (0, 0), "ended once"
 
 
 def test_a_record_whose_account_was_changed_or_removed_outside_sspm_says_so(app: Flask, slapd: Slapd) -> None:
