@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     from sspm.console.views import bp as console_bp
     from sspm.email.views import bp as email_bp
     from sspm.enroll.views import bp as enroll_bp
+    from sspm.health.views import bp as health_bp
     from sspm.helpdesk.views import bp as helpdesk_bp
     from sspm.home.views import bp as home_bp
     from sspm.jobs_console.views import bp as jobs_console_bp
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         setup_bp,
         reports_bp,
         jobs_console_bp,
+        health_bp,
     ):
         app.register_blueprint(blueprint)
     logging.getLogger("sspm").setLevel(logging.INFO)
