@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from ldap3 import BASE, SUBTREE
+from ldap3 import BASE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
 
 from connectors import dn, ldapconn
@@ -389,6 +389,29 @@ class LdapDirectory(ABC):
         check_location(location)
         ous = [f"{self._OU}={dn.escape_value(name)}" for name in reversed(location)]
         return ",".join([*ous, self._provision_base()])
+
+    @abstractmethod
+    def get_account(self, account_id: str) -> Account | None:
+        """Look an account up by its immutable id (each kind's own filter and attributes)."""
+
+    @abstractmethod
+    def _person_written(self, person: Person) -> dict[str, list[str]]:
+        """The kind's attributes for a person's names and contacts (an empty list clears one)."""
+
+    def update_account(self, account: Account, person: Person) -> Account:
+        check_person(person)
+        found = self._provisioned(account)
+        if person.email:
+            self._check_free([person.email], found.id)
+        with self._lifecycle.service() as conn:
+            written = {**self._person_written(person), **self._organization_written(person)}
+            changes = {name: [(MODIFY_REPLACE, value)] for name, value in written.items()}
+            conn.modify(found.dn, changes)
+            raise_for(conn.result, "change the account", self._lifecycle_who)
+        updated = self.get_account(found.id)
+        if updated is None:
+            raise DirectoryUnavailable("the account changed out of sight")
+        return updated
 
     def _provisioned(self, account: Account) -> AccountDetails:
         """The account as the directory has it now, found by its id: never by a DN handed in."""

@@ -507,20 +507,8 @@ class OpenLdapDirectory(LdapDirectory):
                     raise_for(conn.result, "make the account usable", self._lifecycle_who)
         return Outcome.OK
 
-    def update_account(self, account: Account, person: Person) -> Account:
-        check_person(person)
-        found = self._provisioned(account)
-        if person.email:
-            self._check_free([person.email], found.id)
-        with self._lifecycle.service() as conn:
-            written = {**_person_attributes(person), **self._organization_written(person)}
-            changes = {name: [(MODIFY_REPLACE, value)] for name, value in written.items()}
-            conn.modify(found.dn, changes)
-            raise_for(conn.result, "change the account", self._lifecycle_who)
-        updated = self.get_account(found.id)
-        if updated is None:
-            raise DirectoryUnavailable("the account changed out of sight")
-        return updated
+    def _person_written(self, person: Person) -> dict[str, list[str]]:
+        return _person_attributes(person)
 
     def move_account(self, account: Account, location: Location) -> Account:
         found = self._provisioned(account)
