@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import desc, or_, select
 
 from connectors.directory import AccountDetails, DirectoryError, Outcome
-from sspm.account import attempts, audit, callercode
+from sspm.account import attempts, audit, callercode, sends
 from sspm.account.aftermath import after_password_set
 from sspm.account.audit import Action
 from sspm.account.enrollment import answer_hashes, clear_enrollment, enrolled_questions
@@ -70,6 +70,8 @@ HISTORY_ROWS = 10
 _SEARCH = "helpdesk-search"
 _VERIFIED = "helpdesk-verified"
 _QUESTIONS = "helpdesk-questions"
+#: Caller codes emailed to one account, by every agent together (capped by sspm.account.sends).
+_CODES_SENT = "helpdesk-codes-sent"
 _ACTION = "helpdesk-action"
 
 
@@ -529,6 +531,8 @@ def send_code(the: Services, actor: Actor, account_id: str) -> Reason | None:
         refusal = Reason.NO_EMAIL_ADDRESS
     elif account.disabled:
         refusal = Reason.ACCOUNT_DISABLED
+    elif sends.over(the.state, _CODES_SENT, account.id):
+        refusal = Reason.RATE_LIMITED
     if refusal is not None:
         _verify_row(the, actor, target, refusal.value, Method.EMAIL_CODE)
         return refusal

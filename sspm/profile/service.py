@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 
 from connectors import dn
 from connectors.directory import AccountDetails, Directory, DirectoryError, LoginTaken, Outcome, Person
-from sspm.account import audit, email_change, tokens
+from sspm.account import audit, email_change, sends, tokens
 from sspm.account.enrollment import enrolled_questions
 from sspm.account.opened_links import OpenedLinks
 from sspm.infra import jobs
@@ -55,9 +55,8 @@ log = logging.getLogger(__name__)
 #: How long a texted code works, and how many wrong ones end it.
 CODE_SECONDS = 10 * 60
 CODE_TRIES = 5
-#: Codes texted, and links emailed, per account per hour: a stolen session plus the password cannot
-#: be used to flood a phone (or an inbox), nor to run up the SMS gateway's bill.
-SENDS_PER_HOUR = 5
+#: Codes texted and links emailed are capped per account (sspm.account.sends): a stolen session plus
+#: the password cannot be used to flood a phone (or an inbox), nor to run up the SMS gateway's bill.
 #: The outbox event an operator hooks on when a mobile number changed (sspm.profile.events).
 PHONE_CHANGED_EVENT = "sspm.profile.events.phone_changed"
 
@@ -147,10 +146,6 @@ def _prove_password(
     return None
 
 
-def _over(state: State, kind: str, account_id: str) -> bool:
-    return state.hit(kind, account_id, 3600) > SENDS_PER_HOUR
-
-
 # -- login email -------------------------------------------------------------------------------
 
 
@@ -190,7 +185,7 @@ def ask_email_change(
     if other is not None and other.id != account_id:
         audit.record(store, audit.Action.EMAIL_CHANGE_ASKED, Reason.EMAIL_TAKEN, actor=actor, account=details.account)
         return Reason.EMAIL_TAKEN
-    if _over(state, _LINKS_SENT, account_id):
+    if sends.over(state, _LINKS_SENT, account_id):
         audit.record(store, audit.Action.EMAIL_CHANGE_ASKED, Reason.RATE_LIMITED, actor=actor, account=details.account)
         return Reason.RATE_LIMITED
     account = details.account
@@ -408,7 +403,7 @@ def ask_phone_change(
     account = details.account
     if refused is not None:
         return refused
-    if _over(state, _SMS_SENT, account_id):
+    if sends.over(state, _SMS_SENT, account_id):
         audit.record(store, audit.Action.PHONE_CHANGE_ASKED, Reason.RATE_LIMITED, actor=actor, account=account)
         return Reason.RATE_LIMITED
     code = f"{secrets.randbelow(10**6):06d}"

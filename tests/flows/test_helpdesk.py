@@ -30,7 +30,7 @@ from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
 from lab.samba import SambaDC
 from lab.seed import NORTH_CLINIC, ST_MARY
-from sspm.account import attempts, staff
+from sspm.account import attempts, sends, staff
 from sspm.email.jobs import QUEUE
 from sspm.helpdesk import service
 from sspm.infra.store import AccountPreference, AuditEvent, Enrollment
@@ -463,6 +463,24 @@ def test_wrong_codes_and_answers_count_toward_the_accounts_recovery_limit(
         paused = post(desk, f"/staff/helpdesk/account/{kevin_id}/{path}")
         assert paused.status_code == 422 and says(paused, reason_in(app, Reason.VERIFICATION_PAUSED)), path
     assert not shows_insight(account_page(desk, kevin_id), app)
+
+
+def test_agents_together_cannot_flood_a_callers_mailbox_with_codes(
+    app: Flask, backing: Backing, accounts: dict[str, SeedAccount]
+) -> None:
+    kevin = accounts["locked"]
+    kevin_id = account_id(app, kevin.uid)
+    first, second = agent(app, accounts["expiring"]), agent(app, accounts["normal"])
+    for desk in (first, second, first, second, first):
+        assert post(desk, f"/staff/helpdesk/account/{kevin_id}/code/send").status_code == 303
+        run_jobs(app)  # each code emailed before the next is asked for (a newer one voids an unsent older one)
+    # The sixth code of the hour, whichever agent asks, is refused and said to that agent only.
+    refused = post(second, f"/staff/helpdesk/account/{kevin_id}/code/send")
+    assert refused.status_code == 422 and says(refused, reason_in(app, Reason.RATE_LIMITED))
+    run_jobs(app)
+    assert len(mails_to(backing, kevin.mail)) == sends.SENDS_PER_HOUR == 5
+    outcomes = [r.outcome for r in rows(app, "helpdesk_verify")]
+    assert outcomes == ["code_sent"] * 5 + ["rate_limited"]
 
 
 # -- acting once, with a fresh password and a recent second factor -------------------------------------------
