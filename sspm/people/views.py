@@ -27,6 +27,7 @@ from sspm.people.forms import ConfirmForm, RecordForm, record_form
 from sspm.people.service import ACTIVE, ENDED, Kind, Result
 from sspm.policy.reasons import UNAVAILABLE, Reason
 from sspm.web.acting import acting
+from sspm.web.auth import requires_recent_auth
 from sspm.web.context import services
 from sspm.web.messages import reason_text
 from sspm.web.pages import explain, status_for
@@ -287,6 +288,7 @@ def edit(section: str, record_id: str) -> Page:
 
 
 @bp.route("/<section>/<record_id>/end", methods=["GET", "POST"])
+@requires_recent_auth()
 def end(section: str, record_id: str) -> Page:
     kind = _kind(section)
     member = _member_in(kind)
@@ -310,6 +312,7 @@ def end(section: str, record_id: str) -> Page:
 
 
 @bp.post("/<section>/<record_id>/reactivate")
+@requires_recent_auth()
 def reactivate(section: str, record_id: str) -> Page:
     kind = _kind(section)
     member = _member_in(kind)

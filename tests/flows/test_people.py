@@ -12,6 +12,7 @@ The lab's organizations: st-mary and north-clinic; new accounts go to its Staff 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,7 @@ from sspm.policy.actor import Actor
 from sspm.policy.roles import Grants
 from tests.flows.test_console_roles import start_staff_slapd
 from tests.flows.test_helpdesk import agent, mails_to, run_jobs, text_of, with_probe
+from tests.flows.test_realms import rewrite, staff_handle, staff_key
 from tests.support import Backing, services_of
 from tests.support.flows import AppFactory, Visitor, as_directory_admin, csrf_token, reason_in, says, sign_in
 
@@ -628,6 +630,30 @@ def test_ending_disables_signs_out_voids_links_and_tells_the_manager_and_reactiv
     assert again.status_code == 303
     assert stored(app, record.id).status == "active" and stored(app, record.id).end_date is None
     assert directory.verify_password(record.username, PASSWORD)[1].outcome is Outcome.OK
+
+
+def test_ending_or_reactivating_a_record_asks_for_the_staff_password_again_after_a_while(app: Flask) -> None:
+    # Either disables or enables a directory account: a console left open on a ward desk must not do it.
+    record = seeded(app)
+    set_up(app, record)
+    admin = agent(app, ADMIN, "admin", ST_MARY)
+    confirm = admin.get(f"/staff/people/employees/{record.id}/end")
+    assert confirm.status_code == 200
+    handle = staff_handle(admin)
+    assert handle is not None
+    window = app.config["SSPM_SETTINGS"].staff_reauth_minutes * 60
+    rewrite(app, staff_key(handle), reauthenticated_at=time.time() - window - 1)
+    token = {"csrf_token": csrf_token(confirm.get_data(as_text=True))}
+    for action in ("end", "reactivate"):
+        sent = admin.post(f"/staff/people/employees/{record.id}/{action}", token)
+        assert sent.status_code == 302 and "/staff/reauth" in sent.headers["Location"], action
+    assert stored(app, record.id).status == "active", "untouched"
+    assert directory_entry_enabled(app, record)
+    assert rows(app, "record_end") == []
+
+
+def directory_entry_enabled(app: Flask, record: PersonRecord) -> bool:
+    return services_of(app).directory.verify_password(record.username, PASSWORD)[1].outcome is Outcome.OK
 
 
 def test_a_record_whose_end_date_has_come_is_ended_by_the_scheduled_job_and_only_then(app: Flask) -> None:
