@@ -65,6 +65,7 @@ from connectors.ldapbase import (
     check_location,
     check_login,
     check_person,
+    one_server,
     raise_for,
 )
 from connectors.ldapconn import require_password
@@ -312,6 +313,7 @@ class ActiveDirectory(LdapDirectory):
         left = expires - datetime.now(UTC)
         return int(left.total_seconds()) if timedelta(0) < left <= EXPIRY_WARNING else None
 
+    @one_server
     def change_password(self, account: Account, old: str, new: str) -> Outcome:
         require_password(old)
         require_password(new)
@@ -330,6 +332,7 @@ class ActiveDirectory(LdapDirectory):
             return Outcome.OK
         return self._refusal(result, new, "change the password")
 
+    @one_server
     def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:
         require_password(new)
         refused = self.refuse_new(new)
@@ -375,6 +378,7 @@ class ActiveDirectory(LdapDirectory):
     def status(self, account: Account) -> AccountStatus:
         return _standing(self._read(account))
 
+    @one_server
     def unlock(self, account: Account) -> Outcome:
         attributes = self._read(account)
         if _disabled(attributes, datetime.now(UTC)):
@@ -433,6 +437,7 @@ class ActiveDirectory(LdapDirectory):
     def disable_account(self, account: Account) -> None:
         self._set_disabled(account, True)
 
+    @one_server
     def enable_account(self, account: Account) -> Outcome:
         self._set_disabled(account, False)
         return Outcome.DISABLED if self.status(account).disabled else Outcome.OK
@@ -470,6 +475,7 @@ class ActiveDirectory(LdapDirectory):
     def _upn_suffix(self) -> str:
         return ".".join(value for kind, value in dn.values(self._domain_dn) if kind.casefold() == "dc")
 
+    @one_server
     def create_account(
         self, login: str, person: Person, password: str | None, *, location: Location = ()
     ) -> tuple[Outcome, Account | None]:
@@ -521,6 +527,7 @@ class ActiveDirectory(LdapDirectory):
             return Outcome.OK, found.account
         raise LoginTaken(f"every name tried for {person.shown_as!r} is taken in {parent}")
 
+    @one_server
     def activate_account(self, account: Account, password: str) -> Outcome:
         require_password(password)
         refused = self.refuse_new(password)

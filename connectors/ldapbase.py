@@ -21,8 +21,10 @@ import time
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from functools import wraps
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from ldap3 import BASE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
@@ -144,6 +146,27 @@ def decode_page(page: str) -> tuple[str, str]:
     return key[0], key[1]
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_D = TypeVar("_D", bound="LdapDirectory")
+
+
+def one_server(method: Callable[Concatenate[_D, _P], _R]) -> Callable[Concatenate[_D, _P], _R]:
+    """Every directory call of ``method`` goes to one server (see :meth:`LdapDirectory.same_server`).
+
+    For methods that write and then read back what they wrote (an account
+    created then read, a password reset then the account's status): with
+    replicas, the read must come from the server that took the write.
+    """
+
+    @wraps(method)
+    def pinned(self: _D, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.same_server():
+            return method(self, *args, **kwargs)
+
+    return pinned
+
+
 class LdapDirectory(ABC):
     """The shared half of an LDAP directory connector."""
 
@@ -166,6 +189,7 @@ class LdapDirectory(ABC):
                 account=(settings.provisioning_bind_dn, settings.provisioning_bind_password),
                 setting_names=_PROVISIONING_SETTINGS,
                 guard=self._connections.guard,
+                servers=self._connections.servers,
             )
         #: Every account SSPM serves: whatever the user filter finds with any login.
         self._every_account = settings.user_filter.format(login="*")
@@ -199,6 +223,20 @@ class LdapDirectory(ABC):
     def guard(self) -> Guard:
         """This process's bulkhead and breaker for the directory (connectors/guard.py)."""
         return self._connections.guard
+
+    @contextmanager
+    def same_server(self) -> Iterator[None]:
+        """Inside, this thread's directory calls all go to one server while it answers.
+
+        With several servers (LDAP_URL's list), a return to the preferred
+        one may happen at any moment; a use case that writes and then reads
+        what it wrote (a reset, then the account's status) wraps both in
+        this, so the read comes from the server that took the write, before
+        replication has carried it anywhere else. With one server it changes
+        nothing.
+        """
+        with self._connections.servers.pinned():
+            yield
 
     @staticmethod
     def refuse_new(new: str) -> Outcome | None:
@@ -398,6 +436,7 @@ class LdapDirectory(ABC):
     def _person_written(self, person: Person) -> dict[str, list[str]]:
         """The kind's attributes for a person's names and contacts (an empty list clears one)."""
 
+    @one_server
     def update_account(self, account: Account, person: Person) -> Account:
         check_person(person)
         found = self._provisioned(account)
@@ -469,6 +508,7 @@ class LdapDirectory(ABC):
             if conn.result["result"] != NO_SUCH_OBJECT:
                 raise_for(conn.result, "delete the account", self._lifecycle_who)
 
+    @one_server
     def _move(self, found: AccountDetails, target: str, rdns: Iterator[str]) -> Account:
         """Move ``found`` under ``target``, trying each RDN in turn while the name is taken there."""
         self._check_location(target)

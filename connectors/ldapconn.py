@@ -27,6 +27,7 @@ import queue
 import select
 import socket
 import ssl
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ from ldap3.protocol.sasl.sasl import sasl_prep
 
 from connectors.directory import DirectoryMisconfigured, DirectoryUnavailable
 from connectors.guard import Guard, NoAnswer
-from connectors.settings import DirectorySettings
+from connectors.settings import DirectorySettings, Endpoint
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -130,6 +131,97 @@ def unusable_characters(password: str) -> bool:
     return any(unicodedata.category(char) in ("Cc", "Cs") for char in password)
 
 
+class Servers:
+    """Which of a directory's servers (LDAP_URL's list, preferred first) connections go to.
+
+    The first server not marked down. A server that could not be reached
+    (refused, reset, no TLS handshake in time) or stopped answering is
+    marked down for ``prefer_after`` seconds: connections skip it without
+    trying, so a dead server costs one failed attempt per period, not a
+    connect timeout per request. When its mark ends, the next connection
+    tries it again, which is how service goes back to the preferred server
+    once it answers. With every server marked down each is tried anyway, in
+    order: a lone server (one URL) is never skipped, exactly as before lists.
+
+    Read-after-write: inside :meth:`pinned`, a thread keeps the server its
+    first connection went to, so a write and the read that checks it are
+    answered by the same server even if a return to the preferred one
+    happens between them. Shared by every :class:`Connections` of one
+    directory (service and provisioning accounts).
+    """
+
+    def __init__(self, settings: DirectorySettings) -> None:
+        self.endpoints: tuple[Endpoint, ...] = settings.endpoints
+        self._prefer_after = settings.prefer_after
+        # One TLS context per server: each is checked against its own host name.
+        self.tls = tuple(_VerifiedTls(settings.ca_file, end.host, settings.timeout) for end in self.endpoints)
+        self._lock = threading.Lock()
+        #: Until when (time.monotonic()) each server is skipped; 0: not marked.
+        self._down_until = [0.0] * len(self.endpoints)
+        self._local = threading.local()
+
+    def order(self) -> list[int]:
+        """The servers to try for a new connection, by index: the pinned one while up, then those up, then the rest."""
+        now = time.monotonic()
+        with self._lock:
+            up = [i for i, until in enumerate(self._down_until) if until <= now]
+        order = up + [i for i in range(len(self.endpoints)) if i not in up]
+        pinned = getattr(self._local, "server", None)
+        if pinned is not None and pinned in up:
+            order.remove(pinned)
+            order.insert(0, pinned)
+        return order
+
+    def current(self) -> int:
+        """The server a new connection would go to first: pooled connections elsewhere are dropped."""
+        return self.order()[0]
+
+    def failed(self, server: int, why: object) -> None:
+        """Skip ``server`` for ``prefer_after`` seconds (when another is up, connections go there)."""
+        if len(self.endpoints) == 1:
+            return
+        with self._lock:
+            was_up = self._down_until[server] <= time.monotonic()
+            self._down_until[server] = time.monotonic() + self._prefer_after
+        if was_up:
+            log.warning(
+                "directory server %s failed (%s): skipped for %g s (LDAP_PREFER_AFTER)",
+                self.endpoints[server].url,
+                why,
+                self._prefer_after,
+            )
+
+    def answered(self, server: int) -> None:
+        with self._lock:
+            was_down = self._down_until[server] > 0
+            self._down_until[server] = 0.0
+        if was_down and len(self.endpoints) > 1:
+            log.warning("directory server %s answers again", self.endpoints[server].url)
+
+    def others_up(self, server: int) -> bool:
+        """Whether a server other than ``server`` is not marked down."""
+        now = time.monotonic()
+        with self._lock:
+            return any(until <= now for i, until in enumerate(self._down_until) if i != server)
+
+    def used(self, server: int) -> None:
+        """Inside :meth:`pinned`, the first server used becomes this thread's for the rest of it."""
+        if getattr(self._local, "depth", 0) and getattr(self._local, "server", None) is None:
+            self._local.server = server
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Every connection this thread takes in here goes to one server, while it answers."""
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if not depth:
+                self._local.server = None
+
+
 class Connections:
     """Opens, pools and closes connections for one directory, bound as one account.
 
@@ -138,7 +230,13 @@ class Connections:
     account's password goes through it too. That account is the service
     account, unless ``account`` names another (the provisioning account,
     with the names of its settings for error messages); pass the service
-    account's ``guard`` then, so both count against one bulkhead.
+    account's ``guard`` and ``servers`` then, so both count against one
+    bulkhead and follow one choice of server.
+
+    Every connection remembers its server (``sspm_server``, an index into
+    ``servers.endpoints``); a pooled one is handed out only while that is
+    still the server to use, so after a failover or a return to the
+    preferred server the pools empty themselves of the old one's connections.
     """
 
     def __init__(
@@ -149,12 +247,13 @@ class Connections:
         account: tuple[str, str] | None = None,
         setting_names: str = "LDAP_BIND_DN / LDAP_BIND_PASSWORD",
         guard: Guard | None = None,
+        servers: Servers | None = None,
     ) -> None:
         self._settings = settings
         self._encode = encode
         self._bind_dn, self._bind_password = account or (settings.bind_dn, settings.bind_password)
         self._setting_names = setting_names
-        self._tls = _VerifiedTls(settings.ca_file, settings.host, settings.timeout)
+        self.servers = servers or Servers(settings)
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
         #: Open connections for user binds, each anonymous while it waits here.
         self._users: queue.LifoQueue[Connection] = queue.LifoQueue()
@@ -164,25 +263,50 @@ class Connections:
             retry_after=settings.retry_after,
         )
 
-    def _server(self) -> Server:
+    def _server(self, index: int) -> Server:
         # A Server per connection: ldap3 keeps per-connection state (current
         # address, availability marks) on it, which threads sharing one
         # Server overwrite under each other (seen as spurious "unavailable").
         # get_info=NONE: reading the schema on every connect costs ~15 ms and
-        # nothing here needs it.
+        # nothing here needs it. ldap3's ServerPool is not used: its
+        # round-robin and "first" strategies keep no down marks across
+        # connections and know nothing of the pools here.
+        endpoint = self.servers.endpoints[index]
         return Server(
-            self._settings.host,
-            port=self._settings.port,
-            use_ssl=self._settings.use_ssl,
-            tls=self._tls,
+            endpoint.host,
+            port=endpoint.port,
+            use_ssl=endpoint.use_ssl,
+            tls=self.servers.tls[index],
             get_info=NONE,
             connect_timeout=self._settings.connect_timeout,
         )
 
     def open(self, user: str | None, password: bytes | None) -> Connection:
-        """Open a TLS connection, unbound, within ``connect_timeout``; raise DirectoryUnavailable if we cannot."""
+        """Open a TLS connection, unbound, to the first server that takes it; raise DirectoryUnavailable if none does.
+
+        Each server tried gets ``connect_timeout``; one that fails is marked
+        down (see :class:`Servers`). NoAnswer, which opens the breaker, only
+        when no server could be reached and one of them did not answer in time.
+        """
+        failures: list[DirectoryUnavailable] = []
+        for index in self.servers.order():
+            try:
+                conn = self._open_at(index, user, password)
+            except DirectoryUnavailable as failure:
+                self.servers.failed(index, failure)
+                failures.append(failure)
+                continue
+            self.servers.answered(index)
+            self.servers.used(index)
+            return conn
+        if len(failures) == 1:
+            raise failures[0]
+        message = "no directory server could be reached: " + "; ".join(str(f) for f in failures)
+        raise NoAnswer(message) if any(isinstance(f, NoAnswer) for f in failures) else DirectoryUnavailable(message)
+
+    def _open_at(self, index: int, user: str | None, password: bytes | None) -> Connection:
         conn = Connection(
-            self._server(),
+            self._server(index),
             user=user,
             password=password,
             receive_timeout=self._settings.timeout,
@@ -190,19 +314,41 @@ class Connections:
             auto_referrals=False,
             return_empty_attributes=False,
         )
+        conn.sspm_server = index
         # TCP connect and TLS handshake share this one deadline (see _VerifiedTls.wrap_socket).
         conn.sspm_open_deadline = time.monotonic() + self._settings.connect_timeout
+        url = self.servers.endpoints[index].url
         try:
             conn.open(read_server_info=False)
             # Without this the first request after the TLS handshake waits
             # on Nagle + delayed ACK: ~40 ms instead of ~2 ms.
             conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._settings.starttls and not conn.start_tls(read_server_info=False):
-                raise DirectoryUnavailable(f"StartTLS was refused ({conn.result.get('description')})")
+                raise DirectoryUnavailable(f"StartTLS was refused by {url} ({conn.result.get('description')})")
         except LDAPException as exc:
             _close(conn)
-            raise _failure(exc, f"cannot reach the directory at {self._settings.url}: {exc}") from None
+            raise _failure(exc, f"cannot reach the directory at {url}: {exc}") from None
         return conn
+
+    def _lost(self, conn: Connection, exc: LDAPException) -> DirectoryUnavailable:
+        """The error for a connection that failed in use; its server is marked down.
+
+        A timeout there is NoAnswer (which opens the breaker) only when no
+        other server is up: otherwise the next call simply goes to another.
+        """
+        server: int = conn.sspm_server
+        failure = _failure(exc, f"the directory stopped answering: {type(exc).__name__}")
+        self.servers.failed(server, failure)
+        if isinstance(failure, NoAnswer) and self.servers.others_up(server):
+            return DirectoryUnavailable(str(failure))
+        return failure
+
+    def _current(self, conn: Connection) -> bool:
+        """Whether a pooled connection is alive and on the server connections go to now."""
+        if conn.sspm_server != self.servers.current() or not _alive(conn):
+            return False
+        self.servers.used(conn.sspm_server)
+        return True
 
     @contextmanager
     def user(self, dn: str, password: str) -> Iterator[Connection]:
@@ -226,7 +372,7 @@ class Connections:
                 yield conn
                 reusable = not conn.closed
             except LDAPException as exc:
-                raise _failure(exc, f"the directory stopped answering: {type(exc).__name__}") from None
+                raise self._lost(conn, exc) from None
             finally:
                 if reusable and self._users.qsize() < self._settings.pool_size and _forget_identity(conn):
                     self._users.put(conn)
@@ -239,7 +385,7 @@ class Connections:
                 conn = self._users.get_nowait()
             except queue.Empty:
                 return self.open(None, None)
-            if _alive(conn):
+            if self._current(conn):
                 return conn
             _close(conn)
 
@@ -259,7 +405,7 @@ class Connections:
                 yield conn
                 healthy = not conn.closed
             except LDAPException as exc:
-                raise _failure(exc, f"the directory stopped answering: {type(exc).__name__}") from None
+                raise self._lost(conn, exc) from None
             finally:
                 if healthy and self._idle.qsize() < self._settings.pool_size:
                     self._idle.put(conn)
@@ -272,7 +418,7 @@ class Connections:
                 conn = self._idle.get_nowait()
             except queue.Empty:
                 return self._bind_service()
-            if _alive(conn):
+            if self._current(conn):
                 return conn
             _close(conn)
 
@@ -301,7 +447,7 @@ class Connections:
                             paged_cookie=cookie,
                         )
                     except LDAPException as exc:
-                        raise _failure(exc, f"the directory stopped answering: {type(exc).__name__}") from None
+                        raise self._lost(conn, exc) from None
                     result = conn.result
                     entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
                 raise_for(result, "read the accounts")
@@ -319,7 +465,7 @@ class Connections:
             bound = conn.bind()
         except LDAPException as exc:
             _close(conn)
-            raise _failure(exc, f"the directory stopped answering: {type(exc).__name__}") from None
+            raise self._lost(conn, exc) from None
         if not bound:
             description = conn.result.get("description")
             _close(conn)

@@ -62,6 +62,7 @@ from connectors.ldapbase import (
     check_location,
     check_login,
     check_person,
+    one_server,
     raise_for,
 )
 from connectors.ldapconn import require_password
@@ -211,6 +212,7 @@ class OpenLdapDirectory(LdapDirectory):
 
     # -- passwords -----------------------------------------------------------
 
+    @one_server
     def verify_password(self, login: str, password: str) -> tuple[Account | None, Verdict]:
         require_password(password)
         account = self.find_account(login)
@@ -237,6 +239,7 @@ class OpenLdapDirectory(LdapDirectory):
             return account, Verdict(Outcome.BAD_CREDENTIALS)
         raise DirectoryUnavailable(f"directory refused the bind ({result['description']})")
 
+    @one_server
     def change_password(self, account: Account, old: str, new: str) -> Outcome:
         require_password(old)
         require_password(new)
@@ -251,6 +254,7 @@ class OpenLdapDirectory(LdapDirectory):
             return Outcome.DISABLED
         return self._modify_password_as(account, old, new)
 
+    @one_server
     def reset_password(self, account: Account, new: str, *, must_change: bool) -> Outcome:
         require_password(new)
         refused = self.refuse_new(new)
@@ -330,6 +334,7 @@ class OpenLdapDirectory(LdapDirectory):
             failure_times=tuple(sorted(parse_generalized_time(str(t)) for t in failed_at)),
         )
 
+    @one_server
     def unlock(self, account: Account) -> Outcome:
         if self.status(account).disabled:
             return Outcome.DISABLED  # the permanent lock is the disable: keep it
@@ -381,6 +386,7 @@ class OpenLdapDirectory(LdapDirectory):
             conn.modify(account.dn, {"pwdAccountLockedTime": [(MODIFY_REPLACE, [PERMANENT_LOCK])]})
             raise_for(conn.result, "disable the account", self._lifecycle_who)
 
+    @one_server
     def enable_account(self, account: Account) -> Outcome:
         with self._lifecycle.service() as conn:
             # Only the permanent lock: a lockout (a time) stays until it ends or is unlocked.
@@ -421,6 +427,7 @@ class OpenLdapDirectory(LdapDirectory):
     def _rdn(self, login: str) -> str:
         return f"uid={dn.escape_value(login)}"
 
+    @one_server
     def create_account(
         self, login: str, person: Person, password: str | None, *, location: Location = ()
     ) -> tuple[Outcome, Account | None]:

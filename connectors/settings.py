@@ -14,7 +14,35 @@ from connectors import dn
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """One directory server of the list: where it is, and the name its certificate must carry."""
+
+    url: str
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def use_ssl(self) -> bool:
+        return urlsplit(self.url).scheme == "ldaps"
+
+    @property
+    def port(self) -> int:
+        parsed = urlsplit(self.url)
+        return parsed.port or (636 if parsed.scheme == "ldaps" else 389)
+
+
+def split_urls(value: str) -> tuple[str, ...]:
+    """LDAP_URL's servers, preferred first: separated by spaces (or commas, as some write lists)."""
+    return tuple(part for part in value.replace(",", " ").split() if part)
+
+
+@dataclass(frozen=True)
 class DirectorySettings:
+    #: One URL, or several separated by spaces, preferred first: replicas of
+    #: one directory (OpenLDAP providers, AD domain controllers) sharing the
+    #: scheme rules, CA file and accounts below.
     url: str
     bind_dn: str
     bind_password: str
@@ -52,28 +80,50 @@ class DirectorySettings:
     #: An attribute that names each account's organization (``o``, ``company``,
     #: ``department``), read into ``AccountDetails.organization``; empty: none read.
     organization_attribute: str = ""
+    #: With several servers in ``url``: how long one that failed is skipped,
+    #: and how often the preferred one is tried again while another serves.
+    prefer_after: int = 60
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The servers of ``url``, preferred first."""
+        return split_urls(self.url)
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(Endpoint(url) for url in self.urls)
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
+        """The preferred server's host."""
+        return self.endpoints[0].host if self.urls else ""
 
     @property
     def use_ssl(self) -> bool:
-        return urlsplit(self.url).scheme == "ldaps"
+        return bool(self.urls) and self.endpoints[0].use_ssl
 
     @property
     def port(self) -> int:
-        parsed = urlsplit(self.url)
-        return parsed.port or (636 if parsed.scheme == "ldaps" else 389)
+        """The preferred server's port."""
+        return self.endpoints[0].port if self.urls else 636
 
     def problems(self) -> list[str]:
         """Say what is wrong with these settings, before any connection."""
         found: list[str] = []
-        scheme = urlsplit(self.url).scheme
-        if scheme not in ("ldap", "ldaps"):
-            found.append(f"LDAP_URL must start with ldaps:// or ldap:// (got {self.url!r})")
-        elif scheme == "ldap" and not self.starttls:
-            found.append("LDAP_URL is ldap:// without LDAP_STARTTLS=true: passwords would cross the network in clear")
+        if not self.urls:
+            found.append("LDAP_URL is not set")
+        for url in self.urls:
+            parsed = urlsplit(url)
+            if parsed.scheme not in ("ldap", "ldaps") or not parsed.hostname:
+                found.append(f"LDAP_URL must hold ldaps://host[:port] or ldap://host[:port] URLs (got {url!r})")
+            elif parsed.scheme == "ldap" and not self.starttls:
+                found.append(
+                    f"LDAP_URL {url} is ldap:// without LDAP_STARTTLS=true: passwords would cross the network in clear"
+                )
+        if len(set(self.urls)) != len(self.urls):
+            found.append("LDAP_URL names the same server twice")
+        if self.prefer_after < 1:
+            found.append("LDAP_PREFER_AFTER must be at least 1 second")
         if self.ca_file is None:
             found.append("LDAP_CA_FILE is not set: the directory's certificate cannot be verified")
         elif not self.ca_file.is_file():

@@ -206,6 +206,7 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         max_calls=number("LDAP_MAX_CALLS"),
         queue_timeout=number("LDAP_QUEUE_TIMEOUT"),
         retry_after=number("LDAP_RETRY_AFTER"),
+        prefer_after=number("LDAP_PREFER_AFTER"),
         provision_base_dn=text("LDAP_PROVISION_BASE_DN"),
         provisioning_bind_dn=text("LDAP_PROVISIONING_BIND_DN"),
         provisioning_bind_password=secret_of("LDAP_PROVISIONING_BIND_PASSWORD"),
