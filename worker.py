@@ -46,7 +46,7 @@ from rq import SimpleWorker
 from rq.scheduler import RQScheduler
 
 from connectors.directory import DirectoryError
-from sspm.infra import jobs
+from sspm.infra import jobs, metrics
 from sspm.infra import settings as settings_module
 from sspm.infra.services import build
 from sspm.infra.settings import ConfigError
@@ -189,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.getLogger("rq.worker").addFilter(OutageInOneLine())
     log.info("Worker serving %s", ", ".join(queues))
+    metrics.serve(the.settings, the.state.redis, jobs.QUEUES)  # its own /metrics, if SSPM_METRICS_PORT is set
     try:
         serve(the.state.redis, queues)
     finally:

@@ -33,7 +33,7 @@ from pathlib import Path
 from connectors.directory import Account, DirectoryError
 from sspm.account import audit, sessions, staff
 from sspm.account.audit import check_chain
-from sspm.infra import schedule
+from sspm.infra import metrics, schedule
 from sspm.infra import settings as settings_module
 from sspm.infra.services import Services, build
 from sspm.infra.settings import ConfigError
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "staff":
             return staff_command(arguments)
         if arguments.command == "scheduler":
+            metrics.serve(settings_module.load(), None, ())  # its own /metrics, if SSPM_METRICS_PORT is set
             return run_scheduler(settings_module.load().redis_url, arguments.tick)
         if arguments.command == "migrate":
             migrate(settings_module.load().database_url)

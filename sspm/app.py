@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     from sspm.email.views import bp as email_bp
     from sspm.enroll.views import bp as enroll_bp
     from sspm.health.views import bp as health_bp
+    from sspm.health.views import measure_requests
     from sspm.helpdesk.views import bp as helpdesk_bp
     from sspm.home.views import bp as home_bp
     from sspm.jobs_console.views import bp as jobs_console_bp
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
         health_bp,
     ):
         app.register_blueprint(blueprint)
+    measure_requests(app)  # every request counted by endpoint and status, and timed (/metrics)
     logging.getLogger("sspm").setLevel(logging.INFO)
     return app
 

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from connectors.directory import Account
 from sspm.account import audit, callercode, email_change, setup_links, tokens
-from sspm.infra import jobs, smtp
+from sspm.infra import jobs, metrics, smtp
 from sspm.infra.mail_templates import _l
 from sspm.infra.services import Services
 from sspm.infra.store import AccountPreference, EmailEvent, Store, utcnow
@@ -152,6 +152,7 @@ def _deliver(
             message = build(account)
             smtp.send(the.settings.smtp, message)
         except (SMTPException, OSError) as exc:
+            metrics.email_not_sent()
             audit.record(
                 the.store,
                 audit.Action.email(kind),
@@ -160,6 +161,7 @@ def _deliver(
                 account=account,
             )
             raise
+    metrics.email_sent()
     audit.record(the.store, audit.Action.email(kind), "sent", actor=audit.WORKER_ACTOR, account=account)
     _remember_language(the.store, account.id, language)
     return "sent"
@@ -469,11 +471,13 @@ class _Batch:
         self._done.append(self.in_hand)
         self.in_hand = None
         self.sent_count += 1
+        metrics.email_sent()
 
     def failed(self, exc: BaseException) -> None:
         assert self.in_hand is not None
         event_id, account = self.in_hand
         self.in_hand = None
+        metrics.email_not_sent()
         why = f"send_failed: {type(exc).__name__}"
         self._released.append((event_id, account, why))
         self.failures.append(f"{account.id}: {why}")

@@ -39,6 +39,7 @@ from rq import Queue, Retry
 from rq.job import get_current_job
 from sqlalchemy.exc import SQLAlchemyError
 
+from sspm.infra import metrics
 from sspm.infra.store import JobRun, utcnow
 from sspm.policy.auditchain import SECRET_WORDS
 
@@ -164,6 +165,7 @@ def _record(
     the: Services, name: str, queue: str, job_id: str | None, started_at: datetime, started: float, outcome: str
 ) -> None:
     took = time.perf_counter() - started
+    metrics.job_ran(name, outcome.startswith("failed"), took)
     log.info("job %s on %s: %s in %.1f ms", name, queue, outcome, took * 1000)
     try:
         with the.store.session() as session:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from connectors import open_directory
 from connectors.directory import Directory
-from sspm.infra import jobs, logs
+from sspm.infra import jobs, logs, metrics
 from sspm.infra.mail_templates import MailTemplates
 from sspm.infra.outbox import Outbox
 from sspm.infra.settings import ConfigError, Settings
@@ -59,6 +59,7 @@ def build(settings: Settings, *, directory: Directory | None = None, check: bool
     logins.configure(settings.login_mail_domains)
     if directory is None:
         directory = open_directory(settings.directory_kind, settings.directory)
+    directory = metrics.timed(directory)  # every call counted and timed, connectors/ untouched
     store = Store(settings.database_url)
     try:
         logs.ship_to(settings.audit_syslog, settings.audit_json_file)

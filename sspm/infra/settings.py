@@ -21,6 +21,7 @@ from dotenv import dotenv_values
 
 from connectors import KINDS
 from connectors.settings import DirectorySettings
+from sspm.infra import metrics
 from sspm.infra.sms import SmsSettings
 from sspm.infra.smtp import SmtpSettings
 from sspm.policy.expiry import BadThresholds, thresholds
@@ -105,6 +106,11 @@ class Settings:
     sms: SmsSettings = field(default_factory=SmsSettings)
     #: The country a phone number typed without its +country code is read in (SSPM_PHONE_REGION, ISO 3166).
     phone_region: str = "CA"
+    #: Who may read /metrics (SSPM_METRICS_ALLOWED: the client's address, behind SSPM_TRUSTED_PROXIES), and where
+    #: a worker or the scheduler serves its own (SSPM_METRICS_ADDRESS, SSPM_METRICS_PORT; 0: not served).
+    metrics_allowed: tuple[metrics.Network, ...] = metrics.parse_networks("127.0.0.1,::1")
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = 0
     #: Days an email event and a job run are kept before the clean-up job deletes them (sspm.account.cleanup).
     email_event_retention_days: int = 90
     job_run_retention_days: int = 30
@@ -274,6 +280,10 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         raise ConfigError(
             f"SSPM_PHONE_REGION must be a two-letter country code, such as CA or FR (got {phone_region!r})"
         )
+    try:
+        metrics_allowed = metrics.parse_networks(text("SSPM_METRICS_ALLOWED"))
+    except ValueError as exc:
+        raise ConfigError(f"SSPM_METRICS_ALLOWED: {exc}") from None
     mail_domains = tuple(
         d.strip().lower() for d in text("SSPM_LOGIN_MAIL_DOMAINS").split(",") if d.strip()
     ) or _dns_domain(directory.base_dn)
@@ -330,6 +340,9 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         setup_next_url=setup_next_url,
         sms=sms,
         phone_region=phone_region,
+        metrics_allowed=metrics_allowed,
+        metrics_address=text("SSPM_METRICS_ADDRESS") or "127.0.0.1",
+        metrics_port=number("SSPM_METRICS_PORT"),
         email_event_retention_days=number("SSPM_EMAIL_EVENT_RETENTION_DAYS"),
         reminder_days=reminder_days,
         job_run_retention_days=number("SSPM_JOB_RUN_RETENTION_DAYS"),

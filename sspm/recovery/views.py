@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from sspm.account import audit
+from sspm.infra import metrics
 from sspm.policy.passwords import user_inputs
 from sspm.policy.reasons import Reason
 from sspm.recovery import captcha, service
@@ -274,6 +275,8 @@ def _restored(kept: object) -> service.Insight | None:
 
 
 def _gone(reason: Reason, *, purpose: str = "forgot", status: int = 410) -> tuple[str, int]:
+    """Where a recovery ends without success, whatever the reason: counted for /metrics by purpose and reason."""
+    metrics.recovery_failed(purpose, reason)
     return render_template("recovery/gone.html", message=_message(reason), purpose=purpose), status
 
 

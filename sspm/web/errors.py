@@ -12,8 +12,10 @@ from werkzeug.exceptions import HTTPException
 
 from connectors.directory import DirectoryError
 from sspm.account import audit
+from sspm.infra import metrics
 from sspm.infra.state import StateUnavailable
 from sspm.policy.reasons import Reason, directory_failed
+from sspm.web import limits
 from sspm.web.acting import acting
 from sspm.web.context import services
 from sspm.web.messages import reason_text
@@ -64,6 +66,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(429)
     def too_many(error: HTTPException) -> tuple[str, int]:
+        metrics.limit_hit(limits.counted_by(error))
         # A refusal like any other: on the audit trail (by who acted; the typed name is not kept).
         audit.record(
             services().store,

@@ -41,6 +41,14 @@ View = Callable[..., Any]
 #: The one bucket every password-checking form shares (Flask-Limiter's shared scope).
 NAME_SCOPE = "login"
 EMAIL_NAME_SCOPE = "email-login"
+#: What each limit counts, in /metrics' words (sspm.infra.metrics.LIMIT_SCOPES), by its scope here.
+COUNTED_BY = {"ip": "ip", NAME_SCOPE: "account", "email-ip": "email", EMAIL_NAME_SCOPE: "email"}
+
+
+def counted_by(error: Exception) -> str:
+    """What the limit behind a 429 (Flask-Limiter's RateLimitExceeded) counts: ip, account or email."""
+    scope = getattr(getattr(error, "limit", None), "scope", None)
+    return COUNTED_BY.get(scope, "ip") if isinstance(scope, str) else "ip"
 
 
 def _per_ip() -> str:
