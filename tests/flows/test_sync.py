@@ -45,6 +45,7 @@ def copy_of(store: Store) -> dict[str, DirectoryAccount]:
         return {row.login: row for row in session.scalars(select(DirectoryAccount))}
 
 
+@pytest.mark.both_databases
 def test_full_and_incremental_sync_follow_creations_changes_locks_and_deletions(
     role_lab: RoleLab, store: Store
 ) -> None:
@@ -73,6 +74,18 @@ def test_full_and_incremental_sync_follow_creations_changes_locks_and_deletions(
     assert copy["jsmith"].organization == key(ST_MARY)
     assert copy["achen"].expires_at is not None
     assert all(row.gone_at is None for row in copy.values())
+    # The times and texts as the directory gives them (the rows go through the driver's own executemany).
+    for row in copy.values():
+        found = directory.account_details(row.account_id)
+        assert found is not None
+        stored = (row.password_changed_at, row.expires_at, row.locked_since)
+        assert tuple(aware(when) for when in stored) == (found.password_set_at, found.expires_at, found.locked_since)
+        assert (row.display_name, row.email, row.phone, row.failures) == (
+            found.display_name,
+            found.email,
+            found.phone,
+            found.failures,
+        )
 
     # The first incremental run has no checkpoint: every account, and the position stored.
     assert sync_changes(store, directory, organization).seen == len(people)
@@ -105,6 +118,11 @@ def test_full_and_incremental_sync_follow_creations_changes_locks_and_deletions(
     assert [login for login, row in copy.items() if row.gone_at is not None] == ["achen"]
     with store.session() as session:
         assert session.get(SyncCheckpoint, CHECKPOINT) is not None
+
+
+def aware(when: datetime | None) -> datetime | None:
+    """A stored time as the directory's (SQLite hands times back naive, in UTC as written)."""
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 def _awaiting_record(account_id: str) -> PersonRecord:
