@@ -42,11 +42,12 @@ from types import FrameType
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.job import Job
 from rq.scheduler import RQScheduler
 
 from connectors.directory import DirectoryError
-from sspm.infra import jobs, metrics
+from sspm.infra import jobs, logs, metrics
 from sspm.infra import settings as settings_module
 from sspm.infra.services import build
 from sspm.infra.settings import ConfigError
@@ -97,6 +98,11 @@ class SteadyWorker(SimpleWorker):
     max_connection_wait_time = 2.0
     #: Set by SIGTERM or Ctrl-C: the end of ``work()`` was asked for, not caused by Redis.
     stopping = False
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job under the id of the request that queued it: its lines, and RQ's about it, carry that id."""
+        with logs.request_id(jobs.request_id_of(job)):
+            super().execute_job(job, queue)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -175,15 +181,16 @@ def chosen_queues(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         queues = chosen_queues(sys.argv[1:] if argv is None else argv)
     except ValueError as exc:
         print(f"sspm worker: {exc}", file=sys.stderr)
         return 2
     try:
+        settings = settings_module.load()
+        logs.setup(settings.log_format, settings.log_level)
         # Built once for the process: every job this worker runs gets these (sspm.infra.jobs).
-        the = build(settings_module.load())
+        the = build(settings)
     except (ConfigError, DirectoryError, StateUnavailable) as exc:
         print(f"sspm worker: cannot start: {exc}", file=sys.stderr)
         return 2

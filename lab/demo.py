@@ -413,6 +413,8 @@ def main() -> int:
             SSPM_PUBLIC_BASE_URL=base_url,
             SSPM_SMS_SENDER="catcher",
             SSPM_SMS_DIR=str(data / "sms"),
+            # Plain lines read better in a terminal than JSON, which is for a log shipper (README: Logs).
+            SSPM_LOG_FORMAT="text",
         )
         _enroll_demo_users(sspm_env)
         demo_staff = seed_demo_staff(sspm_env, data)
@@ -446,6 +448,7 @@ def main() -> int:
         )
         command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--threads", "4"]
         command += ["--bind", f"127.0.0.1:{args.port}", "--access-logfile", "-", "--access-logformat", ACCESS_LOG]
+        command += ["--logger-class", "sspm.infra.logs.GunicornLogger"]
         command += ["sspm.wsgi:app"]
         web = running.enter_context(_running(command, environ))
         # As the README has it: email on a worker of its own, so a long sync never delays a reset link.

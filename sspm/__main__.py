@@ -33,7 +33,7 @@ from pathlib import Path
 from connectors.directory import Account, DirectoryError
 from sspm.account import audit, sessions, staff
 from sspm.account.audit import check_chain
-from sspm.infra import metrics, schedule
+from sspm.infra import logs, metrics, schedule
 from sspm.infra import settings as settings_module
 from sspm.infra.services import Services, build
 from sspm.infra.settings import ConfigError
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     reset.add_argument("login")
     arguments = parser.parse_args(argv)
     try:
+        settings = settings_module.load()
+        logs.setup(settings.log_format, settings.log_level)  # what the commands log, as the app and worker do
         if arguments.command == "staff":
             return staff_command(arguments)
         if arguments.command == "scheduler":
@@ -148,7 +150,6 @@ def run_scheduler(redis_url: str, tick: float) -> int:
     """The scheduler loop, until SIGTERM or Ctrl-C; it needs Redis only, not the directory."""
     from redis import Redis
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     connection = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     loop = schedule.Scheduler(connection, name=uuid.uuid4().hex, tick_seconds=tick)
     for signum in (signal.SIGINT, signal.SIGTERM):

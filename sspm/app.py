@@ -21,7 +21,7 @@ from sspm.infra import settings as settings_module
 from sspm.infra.services import build
 from sspm.infra.settings import ROOT, Settings
 from sspm.infra.state import StateUnavailable
-from sspm.web import errors, i18n, limits, security
+from sspm.web import errors, i18n, limits, request_ids, security
 from sspm.web.auth import current_user
 from sspm.web.context import services
 from sspm.web.messages import lra_contact
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     app.extensions["sspm"] = build(settings, directory=directory, check=check)
     audit.use_secret_key(app.extensions["sspm"].store, settings.secret_key)  # for the console's chain check
 
+    request_ids.init_app(app, trusted_proxies=settings.trusted_proxies)  # first: every hook's lines carry the id
     csrf.init_app(app)
     i18n.init_app(app)
     limits.init_app(app)
@@ -109,7 +110,8 @@ def create_app(settings: Settings | None = None, *, directory: Directory | None 
     ):
         app.register_blueprint(blueprint)
     measure_requests(app)  # every request counted by endpoint and status, and timed (/metrics)
-    logging.getLogger("sspm").setLevel(logging.INFO)
+    if logging.getLogger("sspm").level == logging.NOTSET:  # not set by sspm.infra.logs.setup
+        logging.getLogger("sspm").setLevel(logging.INFO)
     return app
 
 

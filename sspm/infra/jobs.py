@@ -19,7 +19,9 @@ the Services built in this process (the worker builds them once at start,
 as the web app and the command line do) whose Redis the job came from, or
 the latest built when it was called directly. Each run is logged (name,
 queue, outcome, duration) and kept as a ``JobRun`` row, never with its
-arguments.
+arguments. A job carries, in its meta (not its arguments), the id of the
+request that queued it, and its log lines carry that id (sspm.infra.logs):
+one search finds a reset request and the email job it queued.
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ from typing import TYPE_CHECKING, Concatenate, ParamSpec
 
 from redis import Redis
 from rq import Queue, Retry
-from rq.job import get_current_job
+from rq.job import Job, get_current_job
 from sqlalchemy.exc import SQLAlchemyError
 
-from sspm.infra import metrics
+from sspm.infra import logs, metrics
 from sspm.infra.store import JobRun, utcnow
 from sspm.policy.auditchain import SECRET_WORDS
 
@@ -64,6 +66,8 @@ _PLAIN = (str, int, float, bool, type(None))
 P = ParamSpec("P")
 
 _OUTCOME_LENGTH = 64
+#: The key of a job's meta (not its arguments) holding the id of the request that queued it (sspm.infra.logs).
+REQUEST_ID = "request_id"
 
 
 class Queues:
@@ -90,7 +94,7 @@ class Queues:
         """
         _check(args)
         job = self._queue(queue).enqueue(
-            function, *args, job_id=job_id, retry=retry, failure_ttl=failure_ttl, job_timeout=timeout
+            function, *args, job_id=job_id, retry=retry, failure_ttl=failure_ttl, job_timeout=timeout, meta=_meta()
         )
         return str(job.id)
 
@@ -111,8 +115,10 @@ class Queues:
         for args in calls:
             _check(args)
         found = self._queue(queue)
+        meta = _meta()
         datas = [
-            Queue.prepare_data(function, args, retry=retry, failure_ttl=failure_ttl, timeout=timeout) for args in calls
+            Queue.prepare_data(function, args, retry=retry, failure_ttl=failure_ttl, timeout=timeout, meta=meta)
+            for args in calls
         ]
         return [str(job.id) for job in found.enqueue_many(datas)]
 
@@ -120,6 +126,20 @@ class Queues:
         if name not in self._queues:
             raise ValueError(f"no queue {name!r}: one of {', '.join(QUEUES)}")
         return self._queues[name]
+
+
+def _meta() -> dict[str, str] | None:
+    """What a job carries beside its arguments: the id of the request (or run) that queued it."""
+    said = logs.current_request_id()
+    return {REQUEST_ID: said} if said is not None else None
+
+
+def request_id_of(current: Job | None) -> str | None:
+    """The id a job's log lines carry: the one it was queued under, else the current one, else one of its own."""
+    if current is None:
+        return logs.current_request_id()
+    queued_under = logs.sane_request_id(current.meta.get(REQUEST_ID))
+    return queued_under or logs.current_request_id() or logs.new_request_id()
 
 
 def _check(args: Sequence[object]) -> None:
@@ -149,13 +169,14 @@ def job(function: Callable[Concatenate[Services, P], str]) -> Callable[P, str]:
         queue = current.origin if current else "-"
         started_at, started = utcnow(), time.perf_counter()
         outcome = "failed"
-        try:
-            outcome = function(the, *args, **kwargs)
-        except BaseException as exc:
-            outcome = f"failed: {type(exc).__name__}"
-            raise
-        finally:
-            _record(the, name, queue, current.id if current else None, started_at, started, outcome)
+        with logs.request_id(request_id_of(current)):
+            try:
+                outcome = function(the, *args, **kwargs)
+            except BaseException as exc:
+                outcome = f"failed: {type(exc).__name__}"
+                raise
+            finally:
+                _record(the, name, queue, current.id if current else None, started_at, started, outcome)
         return outcome
 
     return run

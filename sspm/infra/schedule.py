@@ -39,7 +39,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sspm.infra import jobs
+from sspm.infra import jobs, logs
 
 log = logging.getLogger("sspm.scheduler")
 
@@ -119,15 +119,16 @@ class Scheduler:
             ends_in = max(1, math.ceil((current + 1) * entry.every_seconds - now))
             if not self.connection.set(key, self.name, nx=True, ex=ends_in + entry.every_seconds):
                 continue
-            try:
-                self.queues.enqueue(entry.queue, entry.function)
-            except LOST:
-                raise
-            except Exception:
-                log.exception("Scheduler: could not enqueue %s (%s on %s)", entry.name, entry.function, entry.queue)
-                self.connection.delete(key)  # any scheduler tries again at its next tick
-                continue
-            log.info("Scheduler: enqueued %s on %s", entry.name, entry.queue)
+            with logs.request_id(logs.new_request_id()):  # each run its own id, which the job's lines carry on
+                try:
+                    self.queues.enqueue(entry.queue, entry.function)
+                except LOST:
+                    raise
+                except Exception:
+                    log.exception("Scheduler: could not enqueue %s (%s on %s)", entry.name, entry.function, entry.queue)
+                    self.connection.delete(key)  # any scheduler tries again at its next tick
+                    continue
+                log.info("Scheduler: enqueued %s on %s", entry.name, entry.queue)
             enqueued.append(entry.name)
         self.ticks += 1
         heartbeat = max(30, math.ceil(self.tick_seconds * 3))

@@ -116,6 +116,9 @@ class Settings:
     job_run_retention_days: int = 30
     #: SSPM_REMINDER_DAYS: days before a password expires when its owner is reminded, largest first.
     reminder_days: tuple[int, ...] = (14, 7, 3, 1)
+    #: How log lines look (SSPM_LOG_FORMAT: json or text) and the least level kept (SSPM_LOG_LEVEL): sspm.infra.logs.
+    log_format: str = "json"
+    log_level: str = "INFO"
 
     @property
     def https(self) -> bool:
@@ -230,6 +233,11 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     for key in ("SSPM_REDIS_URL", "SSPM_DATABASE_URL"):
         if not text(key):
             raise ConfigError(f"{key} is not set")
+    log_format, log_level = text("SSPM_LOG_FORMAT").lower(), text("SSPM_LOG_LEVEL").upper()
+    if log_format not in ("json", "text"):
+        raise ConfigError(f"SSPM_LOG_FORMAT must be json or text (got {log_format!r})")
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"SSPM_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR (got {log_level!r})")
     audit_syslog = text("SSPM_AUDIT_SYSLOG")
     syslog_ok = audit_syslog.startswith("/") or (audit_syslog.startswith("udp://") and urlsplit(audit_syslog).port)
     if audit_syslog and not syslog_ok:
@@ -346,6 +354,8 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         email_event_retention_days=number("SSPM_EMAIL_EVENT_RETENTION_DAYS"),
         reminder_days=reminder_days,
         job_run_retention_days=number("SSPM_JOB_RUN_RETENTION_DAYS"),
+        log_format=log_format,
+        log_level=log_level,
     )
 
 

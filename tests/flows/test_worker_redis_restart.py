@@ -91,7 +91,9 @@ class Worker:
 
 def redis_tracebacks(log: str) -> list[str]:
     """The tracebacks in the log that are about Redis (a refused send logs its own, as it should)."""
-    tracebacks = [re.split(r"^\d{4}-\d\d-\d\d ", part, maxsplit=1, flags=re.M)[0] for part in log.split(TRACEBACK)[1:]]
+    # Each ends where the next line begins: a JSON line (the default), or a text line's date.
+    parts = log.split(TRACEBACK)[1:]
+    tracebacks = [re.split(r"^(?:\{|\d{4}-\d\d-\d\d)", part, maxsplit=1, flags=re.M)[0] for part in parts]
     return [text for text in tracebacks if "redis" in text.lower()]
 
 
