@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -419,7 +420,11 @@ def main() -> int:
         _enroll_demo_users(sspm_env)
         demo_staff = seed_demo_staff(sspm_env, data)
         demo_people = seed_demo_people(sspm_env)
-        environ = {**os.environ, **sspm_env}
+        # Every process's metrics in one directory emptied at each start (README: Metrics): /metrics shows them all.
+        metrics_dir = data / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        environ = {**os.environ, **sspm_env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         print(
             f"\nSSPM demo: PARTNERS directory ({_DIRECTORY_NAMES[args.directory]}) at {directory.ldaps_url}, "
             f"Redis at {redis.url}, data in {data}\n"
@@ -446,7 +451,8 @@ def main() -> int:
             f"\nCtrl-C stops the demo.\n",
             flush=True,
         )
-        command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--threads", "4"]
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:sspm.gunicorn_conf", "--preload"]
+        command += ["--workers", "2", "--threads", "4"]
         command += ["--bind", f"127.0.0.1:{args.port}", "--access-logfile", "-", "--access-logformat", ACCESS_LOG]
         command += ["--logger-class", "sspm.infra.logs.GunicornLogger"]
         command += ["sspm.wsgi:app"]
