@@ -28,7 +28,7 @@ from rq import Queue
 from lab import SeedAccount, Slapd
 from lab.env import sspm_environ
 from lab.slapd import free_port
-from sspm.infra import jobs, logs
+from sspm.infra import jobs, logs, schedule
 from tests.flows.test_email import EMAIL_ENV, ask_for_link, messages_to
 from tests.flows.test_worker_queues import worker_for
 from tests.support import Backing
@@ -167,3 +167,21 @@ def test_under_gunicorn_its_own_lines_and_the_access_log_are_json_without_query_
     (access,) = [line for line in said if line["logger"] == "gunicorn.access"]
     assert (access["method"], access["path"], access["status"]) == ("GET", "/healthz", 200)
     assert access["request_id"] == request_id and access["level"] == "INFO"
+
+
+def test_each_scheduled_run_gets_an_id_of_its_own_which_its_job_carries(
+    captured: io.StringIO, backing: Backing
+) -> None:
+    connection = redis.Redis.from_url(backing.redis_url)
+    entries = (
+        schedule.Scheduled("first", "tests.support.jobs.note", jobs.HOUSEKEEPING, 3600),
+        schedule.Scheduled("second", "tests.support.jobs.note", jobs.HOUSEKEEPING, 3600),
+    )
+    assert schedule.Scheduler(connection, entries, name="test").tick() == ["first", "second"]
+
+    said = [line for line in lines_of(captured.getvalue()) if str(line["message"]).startswith("Scheduler: enqueued")]
+    ids = [line["request_id"] for line in said]
+    assert len(ids) == 2 and len(set(ids)) == 2 and all(ids), "one id per run"
+    queue = Queue(jobs.HOUSEKEEPING, connection=connection)
+    carried = [job.meta[jobs.REQUEST_ID] for job in queue.jobs]
+    assert carried == ids
