@@ -12,6 +12,11 @@ its answer, at most ``timeout`` (ldap3's own timeout is per read, so an
 answer arriving in pieces could take any time); waiting for one of the
 process's directory slots at most ``queue_timeout`` (connectors/guard.py).
 
+With several servers (LDAP_URL's list, :class:`Servers`), opening tries
+them in turn, each within ``connect_timeout``, skipping those marked down;
+so only when every server fails does one call wait more than one
+``connect_timeout``, and that is the breaker's case.
+
 How a password goes on the wire is here too: ldap3 would run every ``str``
 password through SASLprep (RFC 4013) and raise on the ones it refuses (a
 control character, right-to-left letters beside Latin ones), which read as
