@@ -165,8 +165,13 @@ class _Timed:
         found = getattr(self._directory, name)
         if name not in OPERATIONS:
             return found
-        timed = functools.wraps(found)(functools.partial(_call, name, found))
-        setattr(self, name, timed)  # made once per operation
+        directory = self._directory
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            # The method is looked up at each call, so a connector's method replaced later is the one called.
+            return _call(name, getattr(directory, name), *args, **kwargs)
+
+        setattr(self, name, functools.wraps(found)(timed))  # made once per operation
         return timed
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
@@ -30,7 +31,7 @@ from lab.enrollment import DEMO_ANSWERS
 from lab.env import sspm_environ
 from lab.slapd import free_port
 from sspm.infra import jobs, metrics
-from sspm.infra.settings import ROOT
+from sspm.infra.settings import ROOT, ConfigError
 from tests.support import Backing, services_of, settings_for
 from tests.support.flows import AppFactory, Visitor, recover, seed_enrolled
 
@@ -257,6 +258,16 @@ def test_metrics_are_served_only_to_the_allowed_addresses(build_app: AppFactory,
     elsewhere = build_app(slapd, SSPM_METRICS_ALLOWED="198.51.100.0/24")
     assert scrape_text(elsewhere, CLIENT_IP)[0] == 200
     assert scrape_text(elsewhere, "127.0.0.1")[0] == 404
+
+
+def test_the_allowed_addresses_are_read_and_checked_at_start(slapd: Slapd) -> None:
+    networks = settings_for(slapd, SSPM_METRICS_ALLOWED=" 10.0.5.20 , 192.0.2.0/24,2001:db8::/32").metrics_allowed
+
+    assert metrics.allowed("10.0.5.20", networks) and metrics.allowed("192.0.2.77", networks)
+    assert metrics.allowed("2001:db8::1", networks) and metrics.allowed("::ffff:192.0.2.1", networks)
+    assert not metrics.allowed("10.0.5.21", networks) and not metrics.allowed("unknown", networks)
+    with pytest.raises(ConfigError, match="SSPM_METRICS_ALLOWED: 'localhost' is not an address or a network"):
+        settings_for(slapd, SSPM_METRICS_ALLOWED="127.0.0.1,localhost")
 
 
 def test_behind_a_trusted_proxy_the_client_address_decides_and_cannot_be_spoofed(
