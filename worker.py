@@ -24,7 +24,11 @@ a line a minute in the log, never a traceback; and if Redis went away in
 the middle of a job, where RQ's worker gives up, a fresh worker starts as
 soon as Redis answers. What survives the restart is Redis's business: with
 its persistence on, the queue and the scheduled retries come back; without
-it, they are lost like everything else there (see README).
+it, they are lost like everything else there (see README). Under Sentinel
+(``SSPM_REDIS_URL=redis+sentinel://...``) the same connection, from
+``sspm.infra.redisconn``, asks the sentinels for the primary at every
+reconnect, RQ's blocking pop and the scheduler's copy of it included, so a
+failover reads here as a short outage followed by the new primary.
 """
 
 from __future__ import annotations

@@ -148,9 +148,9 @@ def _where(organization: str) -> str:
 
 def run_scheduler(redis_url: str, tick: float) -> int:
     """The scheduler loop, until SIGTERM or Ctrl-C; it needs Redis only, not the directory."""
-    from redis import Redis
+    from sspm.infra import redisconn
 
-    connection = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    connection = redisconn.connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
     loop = schedule.Scheduler(connection, name=uuid.uuid4().hex, tick_seconds=tick)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: loop.stop.set())

@@ -39,7 +39,6 @@ from lab.smtp import SmtpCatcher, start_smtp
 from sspm.app import create_app
 from sspm.infra.settings import Settings
 from sspm.infra.store import migrate
-from sspm.web.limits import limiter
 from tests.support import (
     ALL_ON_POSTGRES,
     POSTGRES_TIMEZONE,
@@ -119,10 +118,6 @@ def backing(
     use_backing(current)
     yield current
     use_backing(None)
-    # Flask-Limiter's one Limiter outlives each app: after a test that stopped a
-    # Redis it counts in process memory until its own back-off re-checks Redis,
-    # which would carry counts into the next test. Tell it what that re-check would.
-    limiter._storage_dead = False
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 
 from connectors import KINDS
 from connectors.settings import DirectorySettings
-from sspm.infra import metrics
+from sspm.infra import metrics, redisconn
 from sspm.infra.sms import SmsSettings
 from sspm.infra.smtp import SmtpSettings
 from sspm.policy.expiry import BadThresholds, thresholds
@@ -233,6 +233,9 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     for key in ("SSPM_REDIS_URL", "SSPM_DATABASE_URL"):
         if not text(key):
             raise ConfigError(f"{key} is not set")
+    redis_problem = redisconn.problem(text("SSPM_REDIS_URL"))
+    if redis_problem:
+        raise ConfigError(redis_problem)
     log_format, log_level = text("SSPM_LOG_FORMAT").lower(), text("SSPM_LOG_LEVEL").upper()
     if log_format not in ("json", "text"):
         raise ConfigError(f"SSPM_LOG_FORMAT must be json or text (got {log_format!r})")

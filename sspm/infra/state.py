@@ -2,7 +2,10 @@
 
 Everything here has a TTL and can be lost in a flush without harm (a user
 starts a step again). Because it lives in Redis, every app process sees the
-same challenges and the same failure counts.
+same challenges and the same failure counts. The same holds for a Sentinel
+failover (``sspm.infra.redisconn``): what the new primary had not yet
+received is lost as in a flush, and while no primary answers every call
+raises ``StateUnavailable``, so nothing is decided without Redis.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import redis
 from redis.exceptions import RedisError
+
+from sspm.infra import redisconn
 
 #: KEYS[1] a list (a set of keys, without their prefix), ARGV[1] that prefix.
 _DELETE_LISTED = """
@@ -30,7 +34,7 @@ class StateUnavailable(Exception):
 
 class State:
     def __init__(self, url: str, *, prefix: str = "sspm") -> None:
-        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.redis = redisconn.connect(url, socket_timeout=2, socket_connect_timeout=2)
         self._prefix = prefix
 
     def _key(self, kind: str, key: str) -> str:

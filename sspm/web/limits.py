@@ -14,9 +14,14 @@ login, and, once the directory has named the account, per account id
 and its address, when they differ) cannot together flood its mailbox.
 
 The counters live in Redis (SSPM_REDIS_URL), shared by every app process, so a
-second process cannot be used to reset them. If Redis stops answering the
-limits fall back to per-process counters rather than locking everyone out
-of changing a password; the directory's own lockout still applies.
+second process cannot be used to reset them; they reach it through the
+services' own client (``sspm.infra.redisconn``), so they follow a Sentinel
+failover with everything else. They fail closed: while Redis does not
+answer (stopped, or a failover under way) a request that must be counted is
+not served but answered with the "try again in a minute, nothing was
+changed" page (``StateUnavailable``), never let through uncounted. Counters
+of other processes, or kept in memory, would hand an attacker as many fresh
+buckets as there are processes, exactly when nobody is watching.
 """
 
 from __future__ import annotations
@@ -28,13 +33,30 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse_many
-from redis.exceptions import RedisError
+from limits.errors import StorageError
 
+from sspm.infra.state import StateUnavailable
 from sspm.policy import logins
 from sspm.web.auth import current_user
 from sspm.web.context import services
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
+
+class _FailClosed(Limiter):
+    """Flask-Limiter, with a counter it cannot reach turned into ``StateUnavailable`` (the 503 page).
+
+    Flask-Limiter re-raises the storage's error as it is (no in-memory
+    fallback, nothing swallowed); here, the one place every limited request
+    is checked, it becomes the error every page already answers for Redis.
+    """
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        try:
+            super()._check_request_limit(callable_name, in_middleware)
+        except StorageError as exc:
+            raise StateUnavailable(f"limits: {exc.storage_error}") from None
+
+
+limiter = _FailClosed(key_func=get_remote_address, default_limits=[], headers_enabled=False)
 
 View = Callable[..., Any]
 
@@ -122,16 +144,22 @@ def email_allowed(account_id: str | None, typed: str) -> bool:
     key = f"account:{account_id}" if account_id else name_key(typed)
     try:
         counted = [limiter.limiter.hit(item, "email-to", key) for item in parse_many(_email_per_account())]
-    except RedisError:
-        # The email queue lives in the same Redis: queueing fails next, and the user is told.
-        return True
+    except StorageError as exc:  # fail closed: nothing is queued, the user is asked to try again
+        raise StateUnavailable(f"limits: {exc.storage_error}") from None
     return all(counted)
 
 
 def init_app(app: Flask) -> None:
-    settings = app.config["SSPM_SETTINGS"]
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url)
-    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 2, "socket_connect_timeout": 2})
+    with app.app_context():
+        pool = services().state.redis.connection_pool
+    # The services' client: one pool, one way to reach Redis (plain or Sentinel). The URI
+    # only picks limits' Redis storage; the pool says where Redis is.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "redis://")
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_OPTIONS",
+        {"connection_pool": pool, "wrap_exceptions": True},
+    )
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "sspm-limits")
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = False
+    app.config["RATELIMIT_SWALLOW_ERRORS"] = False
     limiter.init_app(app)

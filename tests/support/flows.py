@@ -33,6 +33,7 @@ from werkzeug.test import TestResponse
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from lab.enrollment import seed_enrollment
+from sspm.infra import redisconn
 from sspm.infra.store import Answer, AuditEvent
 from sspm.recovery.service import question_pool
 from sspm.web.messages import reason_text
@@ -225,7 +226,8 @@ def browser_session(visitor: Visitor) -> dict[str, Any]:
 
 
 def app_redis(app: Flask) -> redis.Redis:
-    return redis.Redis.from_url(app.config["SSPM_SETTINGS"].redis_url)
+    """A client of the app's own Redis, reached as the app reaches it (a Sentinel group too)."""
+    return redisconn.connect(app.config["SSPM_SETTINGS"].redis_url, socket_timeout=5)
 
 
 def captcha_text(visitor: Visitor) -> str:
