@@ -19,9 +19,9 @@ services' own client (``sspm.infra.redisconn``), so they follow a Sentinel
 failover with everything else. They fail closed: while Redis does not
 answer (stopped, or a failover under way) a request that must be counted is
 not served but answered with the "try again in a minute, nothing was
-changed" page (``StateUnavailable``), never let through uncounted. Counters
-of other processes, or kept in memory, would hand an attacker as many fresh
-buckets as there are processes, exactly when nobody is watching.
+changed" page (``StateUnavailable``), never let through uncounted.
+Per-process counters instead would hand an attacker a fresh bucket in every
+process, exactly while Redis is away.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ class _FailClosed(Limiter):
     Flask-Limiter re-raises the storage's error as it is (no in-memory
     fallback, nothing swallowed); here, the one place every limited request
     is checked, it becomes the error every page already answers for Redis.
+    ``_check_request_limit`` is Flask-Limiter's own (4.x); should it change,
+    tests/flows/test_redis_failover.py sees a 500 where it wants the 503.
     """
 
     def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
