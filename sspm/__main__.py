@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     archive = audit_commands.add_parser("archive", help="move old rows to a file, leaving a signed checkpoint")
     archive.add_argument("--before", required=True, type=date.fromisoformat, help="the rows before this day (UTC)")
     archive.add_argument("file", type=Path, help="a new JSON-lines file for the rows")
+    archived = audit_commands.add_parser(
+        "verify-archive", help="check archive files, oldest first, against each other and the trail's checkpoint"
+    )
+    archived.add_argument("files", type=Path, nargs="+", help="the archive files, in the order they were made")
     scheduler = commands.add_parser("scheduler", help="queue the scheduled jobs when they fall due")
     scheduler.add_argument("--tick", type=float, default=schedule.TICK_SECONDS, help="seconds between looks")
     staff_parser = commands.add_parser("staff", help="staff roles: grant, revoke, list")
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if arguments.command == "audit" and arguments.audit_command == "archive":
             return archive_audit(settings_module.load(), arguments.before, arguments.file)
+        if arguments.command == "audit" and arguments.audit_command == "verify-archive":
+            return verify_archive_files(settings_module.load(), arguments.files)
         if arguments.command == "audit":
             settings = settings_module.load()
             return verify_audit(settings.database_url, settings.secret_key)
@@ -181,6 +187,20 @@ def archive_audit(settings: settings_module.Settings, before: date, into: Path) 
         print(f"sspm: no audit row before {before} to archive")
         return 0
     print(f"sspm: {done.rows} audit rows (to row {done.last_seq}) archived into {into}, sha256 {done.file_sha256}")
+    return 0
+
+
+def verify_archive_files(settings: settings_module.Settings, files: list[Path]) -> int:
+    """0 when the files and the trail's checkpoint agree; 1 with what does not."""
+    store = Store(settings.database_url)
+    try:
+        rows, wrong = audit.verify_archives(store, files, secret_key=settings.secret_key)
+    finally:
+        store.close()
+    if wrong is not None:
+        print(f"sspm: the audit archive does not verify: {wrong}", file=sys.stderr)
+        return 1
+    print(f"sspm: audit archive intact: {rows} rows in {len(files)} files, chained to the trail's checkpoint")
     return 0
 
 

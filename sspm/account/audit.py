@@ -453,6 +453,63 @@ def archive(store: Store, before: datetime, into: Path, *, secret_key: str, acto
     return Archived(len(links), last.seq, written.hexdigest())
 
 
+def verify_archives(store: Store, files: Sequence[Path], *, secret_key: str) -> tuple[int, str | None]:
+    """How many rows the archive files hold, and what is wrong with them (None: nothing).
+
+    ``files`` are the archives in the order they were made, oldest first.
+    Each must chain within itself (from the trail's first row, or from the
+    signed checkpoint an earlier archive left), and the checkpoint that took
+    its place must name it by its SHA-256 and continue from its last row: the
+    first line of the next file, or, for the last file, the trail's first
+    row in the database. So a file edited, truncated, swapped or dropped
+    from the list does not verify, even by someone who rewrote the file's
+    digests to match.
+    """
+    key = auditchain.checkpoint_key(secret_key)
+    with store.session() as session:
+        first_row = session.scalars(select(AuditEvent).order_by(AuditEvent.seq, AuditEvent.id).limit(1)).first()
+        in_database = link_of(first_row) if first_row is not None else None
+    counted = 0
+    for number, path in enumerate(files):
+        try:
+            raw = path.read_bytes()
+            links = [
+                Link(line_number, Entry.from_dict(data), str(data["prev"]), str(data["digest"]))
+                for line_number, data in enumerate(map(json.loads, raw.decode("utf-8").splitlines()), start=1)
+            ]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            return counted, f"{path} cannot be read as an audit archive: {type(exc).__name__}"
+        if not links:
+            return counted, f"{path} holds no rows"
+        if number == 0 and links[0].entry.action != auditchain.CHECKPOINT and links[0].prev != GENESIS:
+            return counted, f"{path} does not start at the trail's first row: an older archive is missing"
+        last = links[-1]
+        broken = verify(links, Head(last.seq, last.digest), auditchain.ListIndex(links), key)
+        if broken is not None:
+            return counted, f"{path}: {broken} (rows are numbered by line in the file)"
+        successor = _first_of(files[number + 1]) if number + 1 < len(files) else in_database
+        where = files[number + 1] if number + 1 < len(files) else "the database"
+        sha = hashlib.sha256(raw).hexdigest()
+        if (
+            successor is None
+            or not auditchain.checkpoint_holds(successor, key)
+            or successor.entry.details.get("file_sha256") != sha
+            or (successor.seq, successor.prev, successor.digest) != (last.seq, last.prev, last.digest)
+        ):
+            return counted, f"no signed checkpoint in {where} stands for {path} as it is now"
+        counted += len(links)
+    return counted, None
+
+
+def _first_of(path: Path) -> Link | None:
+    try:
+        with path.open(encoding="utf-8") as lines:
+            data = json.loads(lines.readline())
+        return Link(1, Entry.from_dict(data), str(data["prev"]), str(data["digest"]))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+
+
 # -- shipping to a separate system ----------------------------------------------------------------------
 
 _shipper = logs.AUDIT_EVENTS

@@ -66,6 +66,24 @@ class Entry:
             "details": dict(self.details),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Entry:
+        """The entry ``as_dict`` gave (an archive file's line); KeyError/ValueError/TypeError if it is not one."""
+        actor = data["actor"]
+        return cls(
+            seq=int(data["seq"]),
+            at=datetime.strptime(str(data["at"]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
+            actor_kind=str(actor["kind"]),
+            actor_id=actor["id"],
+            actor_role=actor["role"],
+            action=str(data["action"]),
+            outcome=str(data["outcome"]),
+            account_id=data["account_id"],
+            subject=str(data["subject"]),
+            source_ip=str(data["source_ip"]),
+            details=dict(data["details"]),
+        )
+
 
 def utc_text(moment: datetime) -> str:
     """One spelling of an instant whatever the database hands back.

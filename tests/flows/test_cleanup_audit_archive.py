@@ -67,22 +67,7 @@ def the_file_chains(path: Path) -> list[dict[str, object]]:
     prev = GENESIS
     for line in lines:
         assert line["prev"] == prev
-        actor = line["actor"]
-        assert isinstance(actor, dict)
-        entry = Entry(
-            seq=line["seq"],  # type: ignore[arg-type]
-            at=datetime.strptime(str(line["at"]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
-            actor_kind=actor["kind"],
-            actor_id=actor["id"],
-            actor_role=actor["role"],
-            action=line["action"],  # type: ignore[arg-type]
-            outcome=line["outcome"],  # type: ignore[arg-type]
-            account_id=line["account_id"],  # type: ignore[arg-type]
-            subject=line["subject"],  # type: ignore[arg-type]
-            source_ip=line["source_ip"],  # type: ignore[arg-type]
-            details=line["details"],  # type: ignore[arg-type]
-        )
-        assert digest(entry, prev) == line["digest"]
+        assert digest(Entry.from_dict(line), prev) == line["digest"]
         prev = str(line["digest"])
     return lines
 
@@ -160,6 +145,53 @@ def test_a_tampered_trail_or_an_existing_file_is_not_archived(store: Store, tmp_
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == 4, "nothing was deleted"
 
 
+def rewritten(path: Path, seq: int, **changes: object) -> None:
+    """An insider edits one archived row and recomputes every digest after it, so the file chains again."""
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    prev = lines[0]["prev"]
+    for line in lines:
+        if line["seq"] == seq:
+            line.update(changes)
+        line["prev"] = prev
+        line["digest"] = prev = digest(Entry.from_dict(line), str(prev))
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+
+
+def test_archive_files_verify_oldest_first_against_each_other_and_the_trails_checkpoint(
+    store: Store, tmp_path: Path
+) -> None:
+    write(store, 4)
+    moment = utcnow()
+    write(store, 3)
+    old, later = tmp_path / "audit-old.jsonl", tmp_path / "audit-later.jsonl"
+    assert audit.archive(store, moment, old, secret_key=KEY, actor=OPERATOR) is not None
+    write(store, 2)
+    assert audit.archive(store, utcnow() + timedelta(seconds=1), later, secret_key=KEY, actor=OPERATOR) is not None
+
+    assert audit.verify_archives(store, [old, later], secret_key=KEY) == (4 + 6, None)
+    assert audit.verify_archives(store, [later], secret_key=KEY) == (6, None), "the oldest may be let go on purpose"
+    wrong = {
+        "out of order": ([later, old], f"no signed checkpoint in {old} stands for {later}"),
+        "the newest missing": ([old], "no signed checkpoint in the database stands for"),
+        "another key": ([old, later], f"no signed checkpoint in {later} stands for {old}"),
+    }
+    for case, (files, says) in wrong.items():
+        key = "another-key-" + KEY if case == "another key" else KEY
+        _rows, problem = audit.verify_archives(store, files, secret_key=key)
+        assert problem is not None and says in problem, case
+
+    kept = old.read_bytes()
+    rewritten(old, 2, outcome="refused")  # the file chains again, but is no longer the file the checkpoint named
+    assert the_file_chains(old)
+    assert "no signed checkpoint in " + str(later) in str(audit.verify_archives(store, [old, later], secret_key=KEY)[1])
+    old.write_bytes(b"".join(kept.splitlines(keepends=True)[:-1]))  # the last row cut off
+    assert "no signed checkpoint in " + str(later) in str(audit.verify_archives(store, [old, later], secret_key=KEY)[1])
+    old.write_bytes(kept[:-5])  # cut inside the last row
+    assert "cannot be read" in str(audit.verify_archives(store, [old, later], secret_key=KEY)[1])
+    old.write_bytes(kept)
+    assert audit.verify_archives(store, [old, later], secret_key=KEY)[1] is None
+
+
 def test_the_operator_archives_then_verifies_at_the_command_line(
     slapd: Slapd, backing: Backing, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -181,6 +213,8 @@ def test_the_operator_archives_then_verifies_at_the_command_line(
     assert archived.returncode == 0, archived.stderr
     assert f"3 audit rows (to row 3) archived into {into}" in archived.stdout
     assert sspm("audit", "archive", "--before", tomorrow, str(into)).returncode == 1, "never over an archive"
+    reread = sspm("audit", "verify-archive", str(into))
+    assert reread.returncode == 0 and "audit archive intact: 3 rows in 1 files" in reread.stdout, reread.stderr
     checked = sspm("audit", "verify")
     assert checked.returncode == 0 and "audit trail intact: 1 rows" in checked.stdout, checked.stderr
     assert verify_audit(backing.database_url) == 1, "and without the key, it cannot tell"
