@@ -17,6 +17,10 @@ the workers (two or more for redundancy: each job is still queued once).
 first Super Admin (and any grant) from the
 server's command line, audited with the operator's OS user as the actor;
 every later grant can be made in the console.
+``python -m sspm health worker [QUEUE ...] [--anywhere]`` and ``health
+scheduler [--anywhere]``: exit 0 with a line when a worker (serving those
+queues) or a scheduler of this host (of any, with --anywhere) is alive, from
+the heartbeats they keep in Redis; exit 1 with a line when none is.
 """
 
 from __future__ import annotations
@@ -26,14 +30,13 @@ import getpass
 import logging
 import signal
 import sys
-import uuid
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from connectors.directory import Account, DirectoryError
 from sspm.account import audit, sessions, staff
 from sspm.account.audit import check_chain
-from sspm.infra import logs, metrics, schedule
+from sspm.infra import jobs, liveness, logs, metrics, schedule
 from sspm.infra import settings as settings_module
 from sspm.infra.services import Services, build
 from sspm.infra.settings import ConfigError
@@ -45,7 +48,8 @@ from sspm.policy.realm import Realm
 from sspm.policy.roles import BadGrant, Role
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its arguments (deploy/'s units are checked against it: test_deployment_files.py)."""
     parser = argparse.ArgumentParser(prog="python -m sspm")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="prove the settings, the directory, Redis and the database work")
@@ -74,12 +78,22 @@ def main(argv: list[str] | None = None) -> int:
         "reset-2fa", help="forget a staff member's authenticator and recovery codes; they enroll again at sign-in"
     )
     reset.add_argument("login")
-    arguments = parser.parse_args(argv)
+    health = commands.add_parser("health", help="is a worker or the scheduler alive (exit 0) or not (exit 1)")
+    health.add_argument("process", choices=("worker", "scheduler"))
+    health.add_argument("queues", nargs="*", help=f"worker: serving all of these ({', '.join(jobs.QUEUES)})")
+    health.add_argument("--anywhere", action="store_true", help="on any host, not only this one")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
     try:
         settings = settings_module.load()
         logs.setup(settings.log_format, settings.log_level)  # what the commands log, as the app and worker do
         if arguments.command == "staff":
             return staff_command(arguments)
+        if arguments.command == "health":
+            return health_command(settings.redis_url, arguments)
         if arguments.command == "scheduler":
             metrics.serve(settings_module.load(), None, ())  # its own /metrics, if SSPM_METRICS_PORT is set
             return run_scheduler(settings_module.load().redis_url, arguments.tick)
@@ -152,12 +166,37 @@ def _where(organization: str) -> str:
     return "every organization" if organization == "*" else organization
 
 
+def health_command(redis_url: str, arguments: argparse.Namespace) -> int:
+    """0 and a line when a worker (serving those queues) or a scheduler is alive, 1 and a line when none is."""
+    from redis.exceptions import RedisError
+
+    from sspm.infra import redisconn
+
+    unknown = [name for name in arguments.queues if name not in jobs.QUEUES]
+    if (arguments.process == "scheduler" and arguments.queues) or unknown:
+        print(f"sspm: no queue {(unknown or arguments.queues)[0]!r} to ask about", file=sys.stderr)
+        return 2
+    connection = redisconn.connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        if arguments.process == "worker":
+            verdict = liveness.workers(connection, tuple(arguments.queues), anywhere=arguments.anywhere)
+        else:
+            verdict = liveness.schedulers(connection, anywhere=arguments.anywhere)
+    except RedisError as exc:
+        print(f"sspm: cannot tell, Redis does not answer: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    finally:
+        connection.close()
+    print(verdict.line, file=sys.stdout if verdict.alive else sys.stderr)
+    return 0 if verdict.alive else 1
+
+
 def run_scheduler(redis_url: str, tick: float) -> int:
     """The scheduler loop, until SIGTERM or Ctrl-C; it needs Redis only, not the directory."""
     from sspm.infra import redisconn
 
     connection = redisconn.connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
-    loop = schedule.Scheduler(connection, name=uuid.uuid4().hex, tick_seconds=tick)
+    loop = schedule.Scheduler(connection, name=liveness.scheduler_name(), tick_seconds=tick)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: loop.stop.set())
     names = ", ".join(f"{e.name} every {e.every_seconds} s" for e in loop.entries) or "nothing scheduled"
