@@ -1,6 +1,6 @@
 """Password changes per second: straight to the directory with ldap3, then through SSPM.
 
-    python -m bench.change_password [--directory openldap|ad|both] [--n N] [--concurrency 4]
+    python -m bench.change_password [--directory openldap|ad|both] [--n N] [--concurrency 4] [--nodes 1]
 
 Everything is real and on loopback: a private slapd (ppolicy, ldaps) or a
 Samba AD DC (lab.samba, ldaps) seeded with the demo accounts and 2*N bench
@@ -13,7 +13,9 @@ through SSPM's change page (SSPM: one requests.Session per client thread
 posting to /change; each change's form, i.e. its cookie and CSRF token, is
 loaded before the clock starts; done only on 303 to /change/done). Both runs
 use the same number of client threads. Every changed account is then
-checked to bind with its new password, outside the timed part. With
+checked to bind with its new password, outside the timed part. ``--nodes 2``
+serves SSPM from two gunicorns (two app nodes sharing the database, Redis
+and the secret key), client thread i posting to node i mod 2. With
 ``--directory both`` OpenLDAP then AD are measured, one after the other, and
 printed in one table. See bench/README.md for what is printed.
 """
@@ -21,6 +23,7 @@ printed in one table. See bench/README.md for what is printed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import queue
 import re
@@ -221,15 +224,15 @@ def _tree(pid: int) -> list[int]:
 
 
 def cpu_probe(
-    directory: LabDirectory, redis: RedisServer, gunicorn: subprocess.Popen[bytes]
+    directory: LabDirectory, redis: RedisServer, gunicorns: Sequence[subprocess.Popen[bytes]]
 ) -> Callable[[], dict[str, float]]:
-    """CPU seconds so far of this process (the client), the gunicorn workers, the directory and Redis."""
+    """CPU seconds so far of this process (the client), the gunicorn workers (every node), the directory and Redis."""
 
     def probe() -> dict[str, float]:
         own = os.times()
         return {
             "client": own.user + own.system,
-            "app": sum(proc_cpu(pid) for pid in [gunicorn.pid, *_children(gunicorn.pid)]),
+            "app": sum(proc_cpu(pid) for node in gunicorns for pid in [node.pid, *_children(node.pid)]),
             "dir": sum(proc_cpu(pid) for pid in _tree(directory.process.pid)),
             "redis": proc_cpu(redis.process.pid),
         }
@@ -411,32 +414,38 @@ def load_form(session: requests.Session, base: str) -> Form:
     return Form(session.cookies.copy(), found.group(1))
 
 
-def load_forms(base: str, jobs: Sequence[Job], concurrency: int) -> dict[str, Form]:
+def load_forms(bases: Sequence[str], jobs: Sequence[Job], concurrency: int) -> dict[str, Form]:
     """One loaded form per change, before the clock starts.
 
     A successful change signs the user in, which starts a new cookie
     session: its CSRF token is gone, as for a real user, who loads the
     form once per change. So each change gets its own form, loaded here
-    (untimed), and the timed part is the POSTs alone.
+    (untimed), and the timed part is the POSTs alone. With several nodes
+    the forms are loaded from each in turn: a form from one node is posted
+    to whichever node the client thread talks to (same key, same Redis).
     """
     local = threading.local()
 
-    def one(job: Job) -> tuple[str, Form]:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        return job[0].uid, load_form(local.session, base)
+    def one(numbered: tuple[int, Job]) -> tuple[str, Form]:
+        if not hasattr(local, "sessions"):
+            local.sessions = {base: requests.Session() for base in bases}
+        number, job = numbered
+        base = bases[number % len(bases)]
+        return job[0].uid, load_form(local.sessions[base], base)
 
     with ThreadPoolExecutor(concurrency) as pool:
-        return dict(pool.map(one, jobs))
+        return dict(pool.map(one, enumerate(jobs)))
 
 
-def sspm_client(base: str) -> requests.Session:
+def sspm_client(base: str) -> tuple[requests.Session, str]:
+    """A client thread's keep-alive connection to one node (with several, thread i talks to node i mod n)."""
     session = requests.Session()
     session.get(base + "/change", timeout=10).raise_for_status()  # opens the keep-alive connection
-    return session
+    return session, base
 
 
-def sspm_change(base: str, forms: dict[str, Form], session: requests.Session, job: Job) -> str | None:
+def sspm_change(forms: dict[str, Form], client: tuple[requests.Session, str], job: Job) -> str | None:
+    session, base = client
     account, new = job
     form = forms[account.uid]
     session.cookies = form.cookies.copy()  # this user's browser
@@ -550,7 +559,8 @@ def measure(kind: str, n: int, args: argparse.Namespace, extra: dict[str, str]) 
         directory = start_directory(kind, workdir, [*DEMO_ACCOUNTS, *accounts])
         redis: RedisServer | None = None
         smtp: SmtpCatcher | None = None
-        gunicorn: subprocess.Popen[bytes] | None = None
+        gunicorns: list[subprocess.Popen[bytes]] = []
+        logs: list[Path] = []
         try:
             redis = start_redis(workdir / "redis")
             # A real mail server for the settings to point at. No worker runs:
@@ -558,30 +568,40 @@ def measure(kind: str, n: int, args: argparse.Namespace, extra: dict[str, str]) 
             # and sending it is bench/email_pipeline.py's business.
             smtp = start_smtp()
             database_url = migrated_database(workdir)
-            gunicorn, base, log = start_gunicorn(
-                directory, redis, database_url, workdir, args.workers, args.threads, extra, smtp_port=smtp.port
-            )
+            # Nodes share the database, Redis and the secret key, as the hosts of one deployment do.
+            shared = {"SSPM_SECRET_KEY": secrets.token_urlsafe(48), **extra}
+            bases = []
+            for number in range(1, args.nodes + 1):
+                home = workdir / f"node{number}"
+                home.mkdir()
+                gunicorn, base, log = start_gunicorn(
+                    directory, redis, database_url, home, args.workers, args.threads, shared, smtp_port=smtp.port
+                )
+                gunicorns.append(gunicorn)
+                logs.append(log)
+                bases.append(base)
             ready = time.perf_counter() - began
-            probe = cpu_probe(directory, redis, gunicorn)
+            probe = cpu_probe(directory, redis, gunicorns)
             raw = run_pool(
                 "RAW", args.concurrency, raw_jobs, lambda: ldap_server(directory), RAW_CHANGES[kind], probe=probe
             )
             loading = time.perf_counter()
-            forms = load_forms(base, app_jobs, max(args.concurrency, 4))
+            forms = load_forms(bases, app_jobs, max(args.concurrency, 4))
+            clients = itertools.count()
             loading = time.perf_counter() - loading
             app = run_pool(
                 "SSPM",
                 args.concurrency,
                 app_jobs,
-                lambda: sspm_client(base),
-                lambda session, job: sspm_change(base, forms, session, job),
-                lambda session: session.close(),
+                lambda: sspm_client(bases[next(clients) % len(bases)]),
+                lambda client, job: sspm_change(forms, client, job),
+                lambda client: client[0].close(),
                 probe,
             )
             unverified = verify(kind, directory, raw_jobs + app_jobs)
             queued = Queue(QUEUE, connection=Redis.from_url(redis.url)).count
         finally:
-            if gunicorn is not None:
+            for gunicorn in gunicorns:
                 stop(gunicorn)
             if smtp is not None:
                 smtp.stop()
@@ -589,7 +609,8 @@ def measure(kind: str, n: int, args: argparse.Namespace, extra: dict[str, str]) 
                 redis.stop()
             directory.stop()
         if app.failures:
-            print(f"{kind}: gunicorn log (tail):\n{tail(log)}\n", file=sys.stderr)
+            for log in logs:
+                print(f"{kind}: gunicorn log (tail):\n{tail(log)}\n", file=sys.stderr)
     return Measured(kind, n, raw, app, ready, loading, unverified, queued)
 
 
@@ -600,6 +621,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="client threads, both runs (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="app nodes: separate gunicorns (each -w WORKERS), client thread i posting to node i mod n (default 1)",
+    )
     parser.add_argument(
         "--directory",
         choices=(*DIRECTORIES, "both"),
@@ -614,8 +641,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="extra app setting for the SSPM run, e.g. LDAP_POOL_SIZE=8 (repeatable)",
     )
     args = parser.parse_args(argv)
-    if (args.n is not None and args.n < 1) or args.concurrency < 1:
-        parser.error("--n and --concurrency must be at least 1")
+    if (args.n is not None and args.n < 1) or args.concurrency < 1 or args.nodes < 1:
+        parser.error("--n, --concurrency and --nodes must be at least 1")
     if any("=" not in item for item in args.set):
         parser.error("--set takes KEY=VALUE")
     extra = dict(item.split("=", 1) for item in args.set)
@@ -629,7 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for m in results:
         print(
-            f"{m.kind}, redis, database, smtp + gunicorn -w {args.workers} --threads {args.threads}"
+            f"{m.kind}, redis, database, smtp + {args.nodes} x gunicorn -w {args.workers} --threads {args.threads}"
             f" ready in {m.ready:.1f} s"
         )
     if extra:
