@@ -22,9 +22,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
-from typing import NewType
+from typing import NewType, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from sspm.infra.store import ResetToken, Store, utcnow
@@ -151,11 +151,17 @@ def void_all(store: Store, account_id: str, *, session: Session | None = None) -
         with store.session() as own:
             void_all(store, account_id, session=own)
         return
-    session.execute(
-        update(ResetToken)
-        .where(ResetToken.account_id == account_id, ResetToken.spent_at.is_(None))
-        .values(spent_at=utcnow())
-    )
+    session.execute(_VOID_ALL, {"account": account_id, "now": utcnow()})
+
+
+# On the hot path of every password change: a plain statement on the table, built once (compiled
+# once, cached), not the ORM's bulk update, whose session synchronisation cost more than the UPDATE.
+_TOKENS = cast(Table, ResetToken.__table__)
+_VOID_ALL = (
+    update(_TOKENS)
+    .where(_TOKENS.c.account_id == bindparam("account"), _TOKENS.c.spent_at.is_(None))
+    .values(spent_at=bindparam("now"))
+)
 
 
 def _aware(moment: datetime) -> datetime:
