@@ -17,6 +17,10 @@ Three layers, each cheaper than the one before:
    :class:`SambaLine` starts the next copy while a test uses the current one.
    :func:`start_kept_samba` (the demo's) makes its copy once and starts it
    as it was left every time after.
+4. :func:`start_dc_pair` starts a copy of a snapshot as a replicating DC
+   and joins a second DC to it (``samba-tool domain join``, 2.5-7 s here):
+   two DCs of one domain, each with its own address, replicating changes
+   both ways within seconds, for the tests of failover between DCs.
 
 Samba listens on spare loopback addresses (127.0.0.2 first, never
 127.0.0.1) with ``bind interfaces only``, and runs nothing but its LDAP
@@ -73,12 +77,14 @@ __all__ = [
     "USER_FILTER",
     "SambaDC",
     "SambaLine",
+    "SambaPair",
     "SambaSnapshot",
     "default_cache",
     "make_snapshot",
     "person_dn",
     "provision_base",
     "spare_loopback_address",
+    "start_dc_pair",
     "start_kept_samba",
     "start_samba",
 ]
@@ -684,7 +690,13 @@ def start_kept_samba(
     return _launch(workdir, address, max_runtime)
 
 
-def _launch(workdir: Path, address: str, max_runtime: int, source: Path | None = None) -> SambaDC:
+def _launch(
+    workdir: Path,
+    address: str,
+    max_runtime: int,
+    source: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> SambaDC:
     """Start the domain in ``workdir`` on ``address``, and wait until it listens."""
     # A pid file left by a crash could name a living, unrelated process.
     (workdir / "run" / "samba.pid").unlink(missing_ok=True)
@@ -698,6 +710,7 @@ def _launch(workdir: Path, address: str, max_runtime: int, source: Path | None =
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
+            env=environ,
         )
     dc = SambaDC(
         workdir,
@@ -783,6 +796,149 @@ class SambaLine:
             self._current.stop()
 
 
+# -- 4. two DCs of one domain, replicating ---------------------------------------------
+
+#: A replicating DC runs what a join and replication need (RPC, the KDC, drepl, the KCC) and
+#: still no DNS server, no dnsupdate (it would look for resolv.conf's server), no winbindd.
+_REPLICATING_SERVICES = "-dns -dnsupdate -ntp_signd -winbindd -smb"
+#: drepl's defaults are minutes (periodic pull every 300 s): seconds here, for tests that wait on it.
+_REPLICATION_TUNING = {
+    "dreplsrv:periodic_interval": "2",
+    "dreplsrv:periodic_startup_interval": "1",
+    "dreplsrv:notify_interval": "1",
+}
+#: The SPN replication asks a ticket for: ``<DRS_SPN>/<NTDS Settings GUID>/<domain>``. Samba's
+#: dnsupdate service registers it at start; it is off here, so it is added before the first start.
+_DRS_SPN = "E3514235-4B06-11D1-AB04-00C04FC2DCD2"
+#: Samba finds the other DC by DNS (``<guid>._msdcs.<domain>``, a Kerberos SRV record). With no DNS
+#: server on loopback, cwrap's resolv_wrapper answers from a file (Samba's own test suite does so).
+RESOLV_WRAPPER = "libresolv_wrapper.so"
+
+
+@dataclass
+class SambaPair:
+    """Two DCs of the lab's domain, each on its own address, replicating each other.
+
+    Both certificates come from one CA (``first.ca_file`` verifies both), each
+    naming the DC's own address.
+    """
+
+    first: SambaDC
+    second: SambaDC
+    #: How long ``samba-tool domain join`` took (the whole second DC, from nothing).
+    join_seconds: float
+
+    def stop(self) -> None:
+        self.second.stop()
+        self.first.stop()
+
+
+def start_dc_pair(workdir: Path, snapshot: SambaSnapshot, *, max_runtime: int = 600) -> SambaPair:
+    """The snapshot started as DC1 on its first address, and DC2 joined to it on its second.
+
+    Needs Debian's ``libresolv-wrapper`` (``scripts/setup --tests``).
+    """
+    if len(snapshot.addresses) < 2:
+        raise ValueError("a DC pair needs a snapshot made for two addresses")
+    wrapper = _resolv_wrapper()
+    first_address, second_address = snapshot.addresses[:2]
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    names, krb5 = workdir / "dns-hosts", workdir / "krb5.conf"
+    environ = {**os.environ, "LD_PRELOAD": str(wrapper), "RESOLV_WRAPPER_HOSTS": str(names), "KRB5_CONFIG": str(krb5)}
+    dns_domain = REALM.lower()
+    hosts = {"dc1": first_address, "dc2": second_address}
+    names.write_text(
+        "".join(f"A {host}.{dns_domain} {address}\n" for host, address in hosts.items())
+        + "".join(f"SRV _kerberos._tcp.{dns_domain} {host}.{dns_domain} 88\n" for host in hosts)
+    )
+    kdcs = "".join(f"  kdc = {address}\n" for address in hosts.values())
+    krb5.write_text(
+        f"[libdefaults]\n default_realm = {REALM}\n dns_lookup_realm = false\n dns_lookup_kdc = false\n"
+        f"[realms]\n {REALM} = {{\n{kdcs} }}\n {dns_domain} = {{\n{kdcs} }}\n"
+        f"[domain_realm]\n .{dns_domain} = {REALM}\n {dns_domain} = {REALM}\n"
+    )
+
+    first_dir = workdir / "dc1"
+    _copy(snapshot.directory, first_dir)
+    first_sam = str(first_dir / "private" / "sam.ldb")
+    first_guid = _ntds_guid(first_sam, "DC1")
+    _run(["samba-tool", "spn", "add", f"{_DRS_SPN}/{first_guid}/{dns_domain}", "DC1$", "-H", first_sam])
+    _replicating(first_dir / "etc" / "smb.conf")
+    with names.open("a") as out:
+        out.write(f"CNAME {first_guid}._msdcs.{dns_domain} dc1.{dns_domain}\n")
+    first = _launch(first_dir, first_address, max_runtime, source=snapshot.directory, environ=environ)
+    try:
+        second_dir = workdir / "dc2"
+        shutil.rmtree(second_dir, ignore_errors=True)
+        second_dir.mkdir()
+        private = [f"--option={name} = {second_dir / sub}" for name, sub in _PRIVATE_DIRS]
+        started = time.monotonic()
+        _run(
+            [
+                "samba-tool",
+                "domain",
+                "join",
+                dns_domain,
+                "DC",
+                f"--server={first_address}",
+                f"-U{DOMAIN}\\Administrator%{ADMIN_PASSWORD}",
+                "--use-kerberos=off",
+                f"--targetdir={second_dir}",
+                "--dns-backend=NONE",
+                f"--option=workgroup = {DOMAIN}",
+                f"--option=realm = {REALM}",
+                "--option=netbios name = DC2",
+                f"--option=interfaces = {second_address}/8",
+                "--option=bind interfaces only = yes",
+                *private,
+            ],
+            environ=environ,
+        )
+        join_seconds = time.monotonic() - started
+        second_guid = _ntds_guid(str(second_dir / "private" / "sam.ldb"), "DC2")
+        with names.open("a") as out:
+            out.write(f"CNAME {second_guid}._msdcs.{dns_domain} dc2.{dns_domain}\n")
+        # The snapshot's certificate names both addresses, from the CA DC1 is verified with.
+        shutil.copytree(first_dir / "private" / "tls", second_dir / "private" / "tls", dirs_exist_ok=True)
+        _configure(second_dir / "etc" / "smb.conf")
+        _replicating(second_dir / "etc" / "smb.conf")
+        second = _launch(second_dir, second_address, max_runtime, environ=environ)
+    except BaseException:
+        first.stop()
+        raise
+    return SambaPair(first, second, join_seconds)
+
+
+def _resolv_wrapper() -> Path:
+    """Where Debian's libresolv-wrapper put the library (it has no soname link: ldconfig does not list it)."""
+    for found in [*sorted(Path("/usr/lib").glob(f"*/{RESOLV_WRAPPER}")), Path("/usr/lib") / RESOLV_WRAPPER]:
+        if found.is_file():
+            return found
+    raise RuntimeError(f"{RESOLV_WRAPPER} is missing: apt-get install libresolv-wrapper (scripts/setup --tests)")
+
+
+def _ntds_guid(sam: str, host: str) -> str:
+    """The objectGUID of ``host``'s NTDS Settings: its name in ``<guid>._msdcs.<domain>``."""
+    found = _run(
+        ["ldbsearch", "-H", sam, "-b", f"CN=Sites,CN=Configuration,{DOMAIN_DN}", "(objectClass=nTDSDSA)", "objectGUID"]
+    )
+    match = re.search(rf"^dn: CN=NTDS Settings,CN={host},.*\nobjectGUID: ([0-9a-f-]{{36}})$", found, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"no NTDS Settings for {host} in {sam}:\n{found}")
+    return match.group(1)
+
+
+def _replicating(conf: Path) -> None:
+    """A DC's smb.conf made for a replicating pair: the services replication needs, seconds between pulls."""
+    extra = {"server services": _REPLICATING_SERVICES, **_REPLICATION_TUNING}
+    text = conf.read_text()
+    for name in extra:
+        text = re.sub(rf"^\s*{re.escape(name)}\s*=.*\n", "", text, flags=re.MULTILINE)
+    lines = "".join(f"\t{name} = {value}\n" for name, value in extra.items())
+    conf.write_text(text.replace("[global]\n", "[global]\n" + lines, 1))
+
+
 # -- helpers -----------------------------------------------------------------------
 
 
@@ -842,10 +998,13 @@ def _rehome(target: Path) -> None:
     conf.write_text(text.replace(found.group(1), str(target.resolve())))
 
 
-def _run(command: list[str], cwd: str | None = None) -> str:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+def _run(command: list[str], cwd: str | None = None, environ: dict[str, str] | None = None) -> str:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, env=environ)
     if done.returncode != 0:
-        shown = " ".join(c if "pass" not in c else c.split("=", 1)[0] + "=..." for c in command)
+        shown = " ".join(
+            c.split("%", 1)[0] + "%..." if c.startswith("-U") else c if "pass" not in c else c.split("=", 1)[0] + "=..."
+            for c in command
+        )
         raise RuntimeError(f"{shown} failed ({done.returncode}):\n{done.stderr.strip() or done.stdout.strip()}")
     return done.stdout
 
