@@ -103,8 +103,10 @@ SERVICE_PASSWORD = "Lab-Service-Secret-7"
 PROVISIONING_PASSWORD = "Lab-Provisioning-Secret-3"
 DEFAULT_ADDRESS = "127.0.0.2"
 #: What SSPM searches people with: a user types a user name, a UPN or an email.
+#: As lab.slapd's: the local part of an address at the mail domain finds what the address finds.
 USER_FILTER = (
-    "(&(objectCategory=person)(objectClass=user)(|(sAMAccountName={login})(userPrincipalName={login})(mail={login})))"
+    "(&(objectCategory=person)(objectClass=user)"
+    f"(|(sAMAccountName={{login}})(userPrincipalName={{login}})(mail={{login}})(mail={{login}}@{seed.MAIL_DOMAIN})))"
 )
 LOCKOUT_MINUTES = 30
 HISTORY = 5

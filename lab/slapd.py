@@ -21,6 +21,7 @@ from lab.seed import (
     BASE_DN,
     DEFAULT_POLICY_DN,
     DEMO_ACCOUNTS,
+    MAIL_DOMAIN,
     ORGANIZATION_ATTRIBUTES,
     PEOPLE_DN,
     PEOPLE_OUS,
@@ -45,8 +46,10 @@ __all__ = [
 ROOT_DN = "cn=admin," + BASE_DN
 SERVICE_PASSWORD = "Lab-Service-Secret-7"
 PROVISIONING_PASSWORD = "Lab-Provisioning-Secret-3"
-#: config/defaults.env's LDAP_USER_FILTER, which is OpenLDAP's.
-USER_FILTER = "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))"
+#: A user name, an address, or the local part of an address at the mail domain: SSPM keys
+#: ``name@partners.example`` on ``name`` (sspm.policy.logins), so the directory must find by
+#: both whatever it finds by either, or comparing the two tells that an address has an account.
+USER_FILTER = f"(&(objectClass=inetOrgPerson)(|(uid={{login}})(mail={{login}})(mail={{login}}@{MAIL_DOMAIN})))"
 ROOT_PASSWORD = "Lab-Root-Secret-9"
 START_TIMEOUT = 10.0
 _PWD_STATE_ATTRS = (
@@ -132,8 +135,7 @@ class Slapd:
         atexit.register(self.stop)  # an aborted test run must not leave a daemon behind
 
     def directory_environ(self) -> dict[str, str]:
-        """SSPM's directory settings for this slapd (see lab.env; the user
-        filter is config/defaults.env's, which is OpenLDAP's)."""
+        """SSPM's directory settings for this slapd (see lab.env)."""
         return {
             "DIRECTORY_KIND": "openldap",
             "LDAP_URL": self.ldaps_url,
@@ -141,6 +143,7 @@ class Slapd:
             "LDAP_BIND_DN": self.service_dn,
             "LDAP_BIND_PASSWORD": self.service_password,
             "LDAP_BASE_DN": PEOPLE_DN,
+            "LDAP_USER_FILTER": USER_FILTER,
             "LDAP_POLICY_DN": self.policy_dn,
             "LDAP_PROVISION_BASE_DN": self.people_dn,
             "LDAP_PROVISIONING_BIND_DN": self.provisioning_dn,

@@ -24,7 +24,9 @@ account whose address is its user name at that domain (and Active Directory
 does for every account, through its userPrincipalName). An account whose
 address differs from its user name (``eloise.cote@`` for ``éloïse``) still
 stands out when both spellings are compared, unless the user filter also
-accepts the address's local part on its own.
+finds it by the address's local part on its own: ``(mail={login}@DOMAIN)``
+for each of those domains, as config/example.env and the lab's directories do
+(tests/flows/test_spellings.py compares the two on both kinds of directory).
 """
 
 from __future__ import annotations

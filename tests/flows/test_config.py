@@ -9,6 +9,7 @@ import pytest
 from dotenv import dotenv_values
 
 from lab import Pki, samba
+from lab import slapd as slapd_lab
 from sspm.infra.settings import ROOT, ConfigError, Settings, load
 
 NO_ENV_FILE = Path("/nonexistent/.env")
@@ -123,6 +124,11 @@ def test_the_documented_ad_user_filter_is_the_one_tested_against_a_real_dc(name:
     text = (ROOT / "config" / name).read_text()
     documented = re.findall(r"^#\s*LDAP_USER_FILTER=(.*sAMAccountName.*)$", text, re.MULTILINE)
     assert documented == [samba.USER_FILTER]
+
+
+def test_the_example_openldap_user_filter_is_the_one_the_tests_use() -> None:
+    text = (ROOT / "config" / "example.env").read_text()
+    assert re.findall(r"^LDAP_USER_FILTER=(.*)$", text, re.MULTILINE) == [slapd_lab.USER_FILTER]
 
 
 @pytest.mark.parametrize("days", ["", "seven", "7,0", "14;7"])

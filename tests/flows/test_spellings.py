@@ -131,6 +131,34 @@ def test_sspm_keys_on_exactly_the_spellings_that_find_an_account(
         directory.close()
 
 
+def test_an_address_and_its_local_part_find_the_same_account_or_none(
+    lab_directory: LabDirectory, accounts: dict[str, SeedAccount]
+) -> None:
+    """SSPM keys ``x@partners.example`` on ``x``: the directory must find by one what it finds by the other.
+
+    Otherwise, for an account whose address is not its user name (éloïse's is
+    eloise.cote@), the address would meet the account and the bare local part
+    a decoy, where an unknown address meets one decoy both ways: comparing the
+    two would tell which addresses have accounts.
+    """
+    settings = settings_for(lab_directory)
+    directory = open_directory(settings.directory_kind, settings.directory)
+    unknown = f"nobody.here@{MAIL_DOMAIN}"
+    try:
+        for address in [person.mail for person in accounts.values() if person.mail] + [unknown]:
+            local = address.partition("@")[0]
+            for one, other in ((address, local), (address.upper(), fullwidth(local))):
+                assert logins.canonical(one, settings.login_mail_domains) == logins.canonical(
+                    other, settings.login_mail_domains
+                ), one
+                found = [directory.find_account(logins.spelling(typed)) for typed in (one, other)]
+                ids = [account.id if account else None for account in found]
+                assert ids[0] == ids[1], (one, other)
+                assert (ids[0] is None) == (address == unknown), address
+    finally:
+        directory.close()
+
+
 def _id(directory: Directory, uid: str) -> str:
     account = directory.find_account(uid)
     assert account is not None, uid
