@@ -93,9 +93,20 @@ class Queues:
         Raises RedisError if Redis cannot take it: nothing was queued.
         """
         _check(args)
-        job = self._queue(queue).enqueue(
-            function, *args, job_id=job_id, retry=retry, failure_ttl=failure_ttl, job_timeout=timeout, meta=_meta()
-        )
+        found = self._queue(queue)
+        # One round trip: RQ's enqueue alone sends two (issue 11: a notification on every change).
+        with found.connection.pipeline() as pipe:
+            job = found.enqueue(
+                function,
+                *args,
+                job_id=job_id,
+                retry=retry,
+                failure_ttl=failure_ttl,
+                job_timeout=timeout,
+                meta=_meta(),
+                pipeline=pipe,
+            )
+            pipe.execute()
         return str(job.id)
 
     def enqueue_many(
