@@ -573,7 +573,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(workdir: Path, pki: Pki, *, per_kind: int = 600, node_threads: int = 8) -> Iterator[Cluster]:
+def running_cluster(workdir: Path, pki: Pki, *, per_kind: int = 400, node_threads: int = 8) -> Iterator[Cluster]:
     """Start every server and process on loopback; stop them all on the way out, whatever happened."""
     with contextlib.ExitStack() as stack:
         yield _start(stack, workdir, pki, per_kind, node_threads)
