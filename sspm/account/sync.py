@@ -34,12 +34,24 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import bindparam, column, select, table, update
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    String,
+    any_,
+    bindparam,
+    column,
+    literal,
+    select,
+    table,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.orm import Session
@@ -177,6 +189,7 @@ class _Writer:
 
     def __init__(self, dialect: Dialect) -> None:
         self._names = [column.name for column in _COLUMNS]
+        self._among = _in_array if dialect.name == "postgresql" else _in_list
         processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in _COLUMNS]
         self._stamp = processors[_SEEN_AT] or _same
         #: The per-account values to process (the time of the batch is processed once, in :meth:`upsert`).
@@ -204,9 +217,7 @@ class _Writer:
     def upsert(
         self, session: Session, batch: Sequence[AccountDetails], organization: OrganizationOf, seen_at: datetime
     ) -> None:
-        ids = [found.id for found in batch]
-        enrolled = set(session.scalars(select(Enrollment.account_id).where(Enrollment.account_id.in_(ids))))
-        awaiting = _awaiting_set_up(session, ids)
+        enrolled, awaiting = _known_to_sspm(session, [found.id for found in batch], self._among)
         stamp, processed = self._stamp(seen_at), self._processed
         rows: list[list[Any]] = []
         for found in batch:
@@ -233,30 +244,54 @@ def _same(value: object) -> object:
     return value
 
 
-def _awaiting_set_up(session: Session, ids: Iterable[str]) -> set[str]:
-    """Accounts SSPM provisioned whose owner has not chosen a first password yet (sspm.people's rule).
+#: What :func:`_known_to_sspm` tags each account id with.
+_ENROLLED, _PENDING = "enrolled", "pending"
 
-    A record in use with no ``set_up_at`` and no successful set-up in the
-    audit trail; the caller also wants the account still disabled, as an
-    account someone made usable otherwise is set up all the same.
+
+def _known_to_sspm(
+    session: Session, ids: list[str], among: Callable[[Any, list[str]], ColumnElement[bool]]
+) -> tuple[set[str], set[str]]:
+    """Of these accounts, the enrolled ones and those awaiting set-up, in one round trip (usually).
+
+    Awaiting set-up is sspm.people's rule: an account SSPM provisioned whose
+    owner has not chosen a first password yet, i.e. a record in use with no
+    ``set_up_at`` and no successful set-up in the audit trail; the caller
+    also wants the account still disabled, as an account someone made
+    usable otherwise is set up all the same.
     """
-    pending = set(
-        session.scalars(
-            select(PersonRecord.account_id).where(
-                PersonRecord.account_id.in_(list(ids)),
-                PersonRecord.status == _ACTIVE_RECORD,
-                PersonRecord.set_up_at.is_(None),
-            )
-        )
+    enrolled_or_pending: CompoundSelect[str | None, str] = union_all(
+        select(Enrollment.account_id, literal(_ENROLLED)).where(among(Enrollment.account_id, ids)),
+        select(PersonRecord.account_id, literal(_PENDING)).where(
+            among(PersonRecord.account_id, ids),
+            PersonRecord.status == _ACTIVE_RECORD,
+            PersonRecord.set_up_at.is_(None),
+        ),
     )
+    enrolled: set[str] = set()
+    pending: set[str] = set()
+    for account_id, what in session.execute(enrolled_or_pending):
+        if account_id is not None:
+            (enrolled if what == _ENROLLED else pending).add(account_id)
     if not pending:
-        return set()
+        return enrolled, pending
     done = session.scalars(
         select(AuditEvent.account_id).where(
-            AuditEvent.account_id.in_(pending), AuditEvent.action == Action.SETUP.value, AuditEvent.outcome == "ok"
+            among(AuditEvent.account_id, sorted(pending)),
+            AuditEvent.action == Action.SETUP.value,
+            AuditEvent.outcome == "ok",
         )
     )
-    return {account for account in pending if account is not None} - set(done)
+    return enrolled, pending - set(done)
+
+
+def _in_list(column: Any, ids: list[str]) -> ColumnElement[bool]:
+    return cast("ColumnElement[bool]", column.in_(ids))
+
+
+def _in_array(column: Any, ids: list[str]) -> ColumnElement[bool]:
+    """PostgreSQL: one array parameter (an IN list is a statement of 500 parameters to parse and plan, each page)."""
+    ids_array = bindparam("ids", ids, type_=postgresql.ARRAY(String), unique=True)
+    return cast("ColumnElement[bool]", column == any_(ids_array))
 
 
 def _row(found: AccountDetails, organization: str | None, enrolled: bool, awaiting: bool, seen_at: object) -> list[Any]:
