@@ -20,7 +20,7 @@ from sspm.web.acting import acting
 from sspm.web.context import services
 from sspm.web.forms import NewPasswordForm
 from sspm.web.handoff import show_done, take_done
-from sspm.web.limits import costly, guarded, per_ip
+from sspm.web.limits import costly, guarded, page_loads, per_ip
 from sspm.web.messages import reason_text
 from sspm.web.pages import explain, focus, status_for
 from sspm.web.routing import link, page
@@ -57,12 +57,14 @@ def _wants_new_image() -> bool:
 
 @page(bp, "/forgot", methods=["GET", "POST"])
 @guarded
+@page_loads
 def forgot(mobile: bool) -> tuple[str, int] | Response:
     return _start("forgot")
 
 
 @page(bp, "/unlock", methods=["GET", "POST"])
 @guarded
+@page_loads
 def unlock(mobile: bool) -> tuple[str, int] | Response:
     return _start("unlock")
 

@@ -66,7 +66,7 @@ View = Callable[..., Any]
 NAME_SCOPE = "login"
 EMAIL_NAME_SCOPE = "email-login"
 #: What each limit counts, in /metrics' words (sspm.infra.metrics.LIMIT_SCOPES), by its scope here.
-COUNTED_BY = {"ip": "ip", NAME_SCOPE: "account", "email-ip": "email", EMAIL_NAME_SCOPE: "email"}
+COUNTED_BY = {"ip": "ip", "ip-pages": "ip", NAME_SCOPE: "account", "email-ip": "email", EMAIL_NAME_SCOPE: "email"}
 
 
 def counted_by(error: Exception) -> str:
@@ -107,6 +107,23 @@ def per_ip(view: View) -> View:
 def costly(view: View) -> View:
     """Limit every request to a view per client address, GETs too: for a GET that costs CPU (the audio CAPTCHA)."""
     return limiter.limit(_per_ip, scope="ip")(view)
+
+
+def _page_loads_per_ip() -> str:
+    """Twice SSPM_LIMIT_PER_IP: a person's sending of the form is always what a limit stops first."""
+    return ";".join(f"{2 * item.amount} per {item.multiples} {item.GRANULARITY.name}" for item in parse_many(_per_ip()))
+
+
+def page_loads(view: View) -> View:
+    """Limit a view's GETs per client address: for a page whose every load keeps something in Redis.
+
+    Opening Forgot Password makes a CAPTCHA that lives ten minutes; without
+    this, loading the page in a loop (no cookies, so a new session each
+    time) fills Redis. A bucket of its own, twice the size of the POSTs'
+    one, so someone who loads the form and sends it is refused on sending
+    (where the page says why) before any load is refused.
+    """
+    return limiter.limit(_page_loads_per_ip, methods=["GET"], scope="ip-pages")(view)
 
 
 def guarded(view: View) -> View:

@@ -205,6 +205,28 @@ def test_the_per_address_limit_stops_guessing_across_many_names(
     assert verdict(app_directory(app), laura.uid, laura.password) is Outcome.OK
 
 
+def test_loading_forgot_password_in_a_loop_is_limited_per_address_and_stops_filling_redis(
+    build_app: AppFactory, slapd: Slapd
+) -> None:
+    # Each load without a cookie is a new visitor with a new CAPTCHA kept ten minutes in Redis.
+    app = build_app(slapd, SSPM_LIMIT_PER_IP="5 per minute")
+    redis = services_of(app).state.redis
+    person = Visitor(app)
+    form = person.get("/forgot")
+    loads = [app.test_client().get("/forgot", base_url=HTTPS_BASE_URL).status_code for _ in range(10)]
+    assert [form.status_code, *loads] == [200] * 10 + [429], "twice the limit on sending"
+    unlock = [app.test_client().get("/unlock", base_url=HTTPS_BASE_URL).status_code for _ in range(11)]
+    assert unlock == [200] * 10 + [429]
+    assert len(redis.keys("sspm:captcha:*")) == 20, "a refused load keeps nothing"
+    elsewhere = app.test_client().get("/forgot", base_url=HTTPS_BASE_URL, environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert elsewhere.status_code == 200, "another address is not held up"
+    # Sending the form loaded before is counted apart: the person who loaded it is not stopped.
+    sent = person.post(
+        "/forgot", {"csrf_token": csrf_token(form.get_data(as_text=True)), "username": "jsmith", "captcha": "nope"}
+    )
+    assert sent.status_code == 422 and says(sent, reason_in(app, "captcha_wrong"))
+
+
 # -- no enumeration through the directory's work ------------------------------------------------------
 
 
