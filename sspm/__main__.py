@@ -30,6 +30,8 @@ import getpass
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -206,12 +208,21 @@ def run_scheduler(redis_url: str, tick: float) -> int:
     return 0
 
 
-def archive_audit(settings: settings_module.Settings, before: date, into: Path) -> int:
-    """0 when archived (or nothing was old enough); 1 if refused (file exists, trail does not verify)."""
-    store = Store(settings.database_url)
+@contextmanager
+def _current_store(database_url: str) -> Iterator[Store]:
+    """The store, once its schema is known to be the code's (ConfigError otherwise), closed after."""
+    store = Store(database_url)
     try:
         if store.revision() != head_revision():
             raise ConfigError("the database schema is not current: run `python -m sspm migrate`")
+        yield store
+    finally:
+        store.close()
+
+
+def archive_audit(settings: settings_module.Settings, before: date, into: Path) -> int:
+    """0 when archived (or nothing was old enough); 1 if refused (file exists, trail does not verify)."""
+    with _current_store(settings.database_url) as store:
         moment = datetime.combine(before, time.min, tzinfo=UTC)
         try:
             done = audit.archive(
@@ -220,8 +231,6 @@ def archive_audit(settings: settings_module.Settings, before: date, into: Path) 
         except audit.ArchiveRefused as exc:
             print(f"sspm: not archived: {exc}", file=sys.stderr)
             return 1
-    finally:
-        store.close()
     if done is None:
         print(f"sspm: no audit row before {before} to archive")
         return 0
@@ -231,11 +240,8 @@ def archive_audit(settings: settings_module.Settings, before: date, into: Path) 
 
 def verify_archive_files(settings: settings_module.Settings, files: list[Path]) -> int:
     """0 when the files and the trail's checkpoint agree; 1 with what does not."""
-    store = Store(settings.database_url)
-    try:
+    with _current_store(settings.database_url) as store:
         rows, wrong = audit.verify_archives(store, files, secret_key=settings.secret_key)
-    finally:
-        store.close()
     if wrong is not None:
         print(f"sspm: the audit archive does not verify: {wrong}", file=sys.stderr)
         return 1
@@ -245,13 +251,8 @@ def verify_archive_files(settings: settings_module.Settings, files: list[Path]) 
 
 def verify_audit(database_url: str, secret_key: str | None = None) -> int:
     """0 when the chain holds from its first row to its head; 1 at the first break; 2 if it cannot be read."""
-    store = Store(database_url)
-    try:
-        if store.revision() != head_revision():
-            raise ConfigError("the database schema is not current: run `python -m sspm migrate`")
+    with _current_store(database_url) as store:
         rows, broken = check_chain(store, secret_key)
-    finally:
-        store.close()
     if broken is not None:
         print(f"sspm: the audit trail was tampered with: {broken}", file=sys.stderr)
         return 1
