@@ -47,8 +47,8 @@ import requests
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
-from ldap3 import BASE, NONE, Connection, Server, Tls
-from rq import Queue
+from ldap3 import NONE, SUBTREE, Connection, Server, Tls
+from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 from rq.utils import now as rq_now
 from sqlalchemy import select
@@ -146,7 +146,7 @@ class Process:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
             try:
-                self.popen.wait(15)
+                self.popen.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
 
@@ -213,7 +213,7 @@ def start_node(name: str, environ: dict[str, str], workdir: Path, *, threads: in
     metrics = workdir / f"{name}-metrics"
     metrics.mkdir()
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:sspm.gunicorn_conf", "--preload", "-w", "1"]
-    argv += ["--threads", str(threads), "--logger-class", "sspm.infra.logs.GunicornLogger"]
+    argv += ["--threads", str(threads), "--graceful-timeout", "5", "--logger-class", "sspm.infra.logs.GunicornLogger"]
     argv += ["-b", f"127.0.0.1:{port}", "sspm.wsgi:app"]
     node_environ = {**environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
     node = Node(base, spawn(name, argv, node_environ, workdir / f"{name}.log"))
@@ -549,6 +549,11 @@ class Cluster:
         return redis_client(self.environ["SSPM_REDIS_URL"])
 
     def stop_processes(self) -> None:
+        """SIGTERM to every process at once, then each waited for (SIGKILL if it lingers)."""
+        for process in self.processes:
+            if process.alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.popen.pid, signal.SIGTERM)
         for process in self.processes:
             process.stop()
 
@@ -732,43 +737,59 @@ def mail_of(mailbox: Mailbox) -> list[Mail]:
     return found
 
 
-def settle_email_queue(connection: redis.Redis) -> int:
-    """Wait until nothing is queued, waiting for a retry or running on the email queue; how many jobs
-    were left abandoned.
+@dataclass
+class Settled:
+    """What was left on the email queue by workers that lost Redis, and handed to RQ's retry."""
 
-    A worker that lost Redis in the middle of a job leaves it in the started
-    registry, where RQ's maintenance finds it minutes later and runs it again
-    if it has retries left. That is done here, as soon as every job still
-    listed there has stopped beating, so that a duplicate it could send shows
-    within the test (the store's claim on each email event is what prevents one).
+    abandoned: int = 0  # listed as started, no heartbeat since
+    stuck: int = 0  # taken off the queue (RQ's intermediate list), never started
+
+
+def settle_email_queue(connection: redis.Redis) -> Settled:
+    """Wait until nothing is queued, waiting for a retry or running on the email queue.
+
+    A worker that lost Redis in the middle of a job leaves it listed as
+    started, or taken but not started (RQ's intermediate list); RQ's own
+    maintenance finds such a job ten minutes later and runs it again if it has
+    retries left. That is done here as soon as a job has sat there for
+    ABANDONED_AFTER seconds, with RQ's own calls, so that the email it owes
+    (or a duplicate it could send: the store's claim on each email event is
+    what prevents one) shows within the test.
     """
     queue = Queue(EMAIL_QUEUE, connection=connection)
     registry = queue.started_job_registry
-    abandoned: set[str] = set()
+    intermediate = queue.intermediate_queue
+    settled = Settled()
+    first_seen: dict[str, float] = {}
+    janitor = SimpleWorker([queue], connection=connection)  # never started: only its failure handling is used
 
     def idle() -> bool:
         try:
-            if queue.count or queue.scheduled_job_registry.count:
+            taken = [job_id for job_id in intermediate.get_job_ids() if job_id not in registry]
+            for job_id in taken:
+                if time.monotonic() - first_seen.setdefault(job_id, time.monotonic()) > ABANDONED_AFTER:
+                    job = queue.fetch_job(job_id)
+                    if job is not None:
+                        janitor.handle_job_failure(job, queue, exc_string="Job was stuck in intermediate queue.")
+                        settled.stuck += 1
+                    intermediate.remove(job_id)
+            if queue.count or queue.scheduled_job_registry.count or taken:
                 return False
             listed = registry.get_job_ids()
             if not listed:
                 return True
             jobs = [job for job in Job.fetch_many(listed, connection=connection) if job is not None]
             stale = rq_now() - timedelta(seconds=ABANDONED_AFTER)
-            running = [
-                job
-                for job in jobs
-                if job.get_status() == JobStatus.STARTED and (job.last_heartbeat or rq_now()) > stale
-            ]
-            if not running:
-                abandoned.update(job.id for job in jobs if job.get_status() == JobStatus.STARTED)
-                registry.cleanup(timestamp=time.time() + 10 * 86400)  # RQ's own handling, now
+            started = [job for job in jobs if job.get_status() == JobStatus.STARTED]
+            if all((job.last_heartbeat or rq_now()) < stale for job in started):
+                settled.abandoned += len(started)
+                registry.cleanup(timestamp=time.time() + 10 * 86400)  # RQ's own handling of abandoned jobs
         except redis.RedisError:
             pass
         return False
 
     wait_for("the email queue idle", idle)
-    return len(abandoned)
+    return settled
 
 
 def token_owners(store: Store, tokens: Sequence[str]) -> dict[str, str]:
@@ -781,47 +802,62 @@ def token_owners(store: Store, tokens: Sequence[str]) -> dict[str, str]:
     return {digests[digest]: account_id for digest, account_id in rows}
 
 
-def binds(directory: Slapd, dn: str, password: str) -> bool:
-    """Whether ``dn`` binds with ``password`` on this server (a fresh ldaps connection)."""
-    conn = _connection(directory, dn, password)
-    try:
-        return bool(conn.bind())
-    finally:
-        conn.unbind()
+@dataclass(frozen=True)
+class Stored:
+    """An entry's password as the server stores it, and which server made its last change."""
+
+    password: str
+    writer: str  # the server id in its entryCSN (YYYYmmddHHMMSS.uuuuuuZ#count#sid#mod)
 
 
-def writer_of(directory: Slapd, dn: str) -> str:
-    """The server id in the entry's entryCSN: which provider made its last change (read as the root DN)."""
-    conn = _connection(directory, directory.root_dn, directory.root_password)
-    try:
-        conn.bind()
-        conn.search(dn, "(objectClass=*)", BASE, attributes=["entryCSN"])
-        csn = str(conn.entries[0].entryCSN.value)
-        return csn.split("#")[2]  # YYYYmmddHHMMSS.uuuuuuZ#count#sid#mod
-    finally:
-        conn.unbind()
+def stored(directory: Slapd) -> dict[str, Stored]:
+    """Every person's stored password and last writer on this server, read in one search as the root DN.
 
-
-def holds_password(directory: Slapd, dn: str, password: str) -> bool:
-    """Whether this server stores ``password`` for ``dn`` (read as the root DN, checked here).
-
-    Asked before a bind: a bind with a password that has not replicated yet
-    would count as a failure, and five of them lock the account."""
+    Read before any bind: a bind with a password that has not replicated
+    yet would count as a failure, and five of them lock the account."""
     conn = _connection(directory, directory.root_dn, directory.root_password)
     try:
         if not conn.bind():
-            return False
-        conn.search(dn, "(objectClass=*)", BASE, attributes=["userPassword"])
-        stored = conn.entries[0].userPassword.value if conn.entries else None
+            return {}
+        conn.search(
+            directory.people_dn, "(objectClass=inetOrgPerson)", SUBTREE, attributes=["userPassword", "entryCSN"]
+        )
+        found = {}
+        for entry in conn.entries:
+            value = entry.userPassword.value
+            text = value.decode() if isinstance(value, bytes) else str(value or "")
+            found[entry.entry_dn] = Stored(text, str(entry.entryCSN.value).split("#")[2])
+        return found
     finally:
         conn.unbind()
-    if isinstance(stored, bytes | str):
-        value = stored.decode() if isinstance(stored, bytes) else stored
-        if value.startswith("{SSHA}"):
-            raw = base64.b64decode(value.removeprefix("{SSHA}"))
-            digest, salt = raw[:20], raw[20:]
-            return hashlib.sha1(password.encode() + salt).digest() == digest  # noqa: S324 - {SSHA} is SHA-1
-    return False
+
+
+def is_password(stored: Stored | None, password: str) -> bool:
+    """Whether a stored {SSHA} value is ``password``."""
+    if stored is None or not stored.password.startswith("{SSHA}"):
+        return False
+    raw = base64.b64decode(stored.password.removeprefix("{SSHA}"))
+    return hashlib.sha1(password.encode() + raw[20:]).digest() == raw[:20]  # noqa: S324 - {SSHA} is SHA-1
+
+
+def holds_all(directory: Slapd, passwords: dict[str, str]) -> bool:
+    """Whether this server stores every one of ``passwords`` (DN -> password)."""
+    here = stored(directory)
+    return all(is_password(here.get(dn), password) for dn, password in passwords.items())
+
+
+def not_binding(directory: Slapd, passwords: dict[str, str]) -> list[str]:
+    """The DNs that do not bind with their password here (one connection, a simple bind per DN)."""
+    failing = []
+    conn = _connection(directory, directory.root_dn, directory.root_password)
+    try:
+        conn.open()
+        for dn, password in passwords.items():
+            if not conn.rebind(user=dn, password=password):
+                failing.append(dn)
+    finally:
+        conn.unbind()
+    return failing
 
 
 def _connection(directory: Slapd, dn: str, password: str) -> Connection:
