@@ -4,10 +4,11 @@ Every part is the real thing, as an operator runs it: PostgreSQL (migrated),
 Redis under Sentinel (a primary, a replica, three sentinels), two OpenLDAP
 providers replicating each other (mirror mode, ``LDAP_URL`` naming both),
 an SMTP catcher, two app nodes (separate gunicorn processes on ports of
-their own, with the same settings), two ``python worker.py`` and one
-``python -m sspm scheduler``. Each process is started
-in a session of its own, so killing a node kills its gunicorn workers with
-it, as losing a host would.
+their own, with the same settings), ``python worker.py email`` twice and
+``python worker.py sync housekeeping`` once, as README deploys them, and one
+``python -m sspm scheduler``. Each process is started in a session of its
+own, so killing a node kills its gunicorn workers with it, as losing a host
+would.
 
 The load is a few client threads, each a browser going through the pages
 the way bench/forgot_password.py and bench/change_password.py do, every
@@ -72,6 +73,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 PATIENCE = 60.0
 #: Settings the app reads from the environment; the caller's own are not let through.
 APP_PREFIXES = ("SSPM_", "LDAP_", "DIRECTORY_KIND")
+#: The workers, as README's deployment runs them: two on the email queue alone, one for the rest. A worker
+#: of one queue takes a job by moving it to RQ's intermediate list, where it stays if the worker loses
+#: Redis before starting it; a worker of several pops it, and a job popped as the primary dies is gone.
+WORKERS = (("email",), ("email",), ("sync", "housekeeping"))
 #: Seconds without a heartbeat after which a job listed as running is taken as abandoned (RQ beats every few).
 ABANDONED_AFTER = 15
 #: A browser whose flow failed tries again after this long, as a person would after a "try again" page
@@ -228,10 +233,12 @@ def start_node(name: str, environ: dict[str, str], workdir: Path, *, threads: in
     return node
 
 
-def start_worker(name: str, environ: dict[str, str], workdir: Path, connection: redis.Redis) -> Process:
-    """``python worker.py`` (every queue), up once RQ lists one more worker."""
+def start_worker(
+    name: str, queues: Sequence[str], environ: dict[str, str], workdir: Path, connection: redis.Redis
+) -> Process:
+    """``python worker.py QUEUE...``, up once RQ lists one more worker."""
     before = _workers(connection)
-    process = spawn(name, [sys.executable, "worker.py"], environ, workdir / f"{name}.log")
+    process = spawn(name, [sys.executable, "worker.py", *queues], environ, workdir / f"{name}.log")
     wait_for(f"{name} registered", lambda: _workers(connection) > before, process)
     return process
 
@@ -614,8 +621,8 @@ def _start(stack: contextlib.ExitStack, workdir: Path, pki: Pki, per_kind: int, 
     for i in (1, 2):
         cluster.nodes[f"node{i}"] = start_node(f"node{i}", environ, workdir, threads=node_threads)
     connection = cluster.redis()
-    for i in (1, 2):
-        cluster.workers.append(start_worker(f"worker{i}", environ, workdir, connection))
+    for i, queues in enumerate(WORKERS, start=1):
+        cluster.workers.append(start_worker(f"worker{i}", queues, environ, workdir, connection))
     cluster.scheduler = start_scheduler(environ, workdir)
     return cluster
 
