@@ -57,7 +57,8 @@ from sspm.email.jobs import QUEUE
 from sspm.infra.store import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_RATIO = 0.7
+#: Issue 11's bar on OpenLDAP (0.8, the peer's, is the next one); on AD the ratio must simply not fall.
+TARGET_RATIO = 0.6
 #: Directory kinds this bench can start, and N (changes per run) for each by
 #: default: a new LDAPS connection + bind costs ~100 ms of Samba's time, so AD's
 #: N is kept small enough for its part to take well under a minute.
