@@ -41,7 +41,7 @@ from rq import Queue, Retry
 from rq.job import Job, get_current_job
 from sqlalchemy.exc import SQLAlchemyError
 
-from sspm.infra import logs, metrics
+from sspm.infra import logs, metrics, redisconn
 from sspm.infra.store import JobRun, utcnow
 from sspm.policy.auditchain import SECRET_WORDS
 
@@ -90,7 +90,8 @@ class Queues:
 
         ``timeout``: seconds the run may take before RQ stops it (RQ's own
         default, 180, otherwise; a sync of a large directory will want more).
-        Raises RedisError if Redis cannot take it: nothing was queued.
+        Raises RedisError if Redis cannot take it: nothing was queued. Under
+        Sentinel, returns once a replica holds the job too (``redisconn.replicated``).
         """
         _check(args)
         found = self._queue(queue)
@@ -107,6 +108,7 @@ class Queues:
                 pipeline=pipe,
             )
             pipe.execute()
+        redisconn.replicated(found.connection)
         return str(job.id)
 
     def enqueue_many(
@@ -131,7 +133,9 @@ class Queues:
             Queue.prepare_data(function, args, retry=retry, failure_ttl=failure_ttl, timeout=timeout, meta=meta)
             for args in calls
         ]
-        return [str(job.id) for job in found.enqueue_many(datas)]
+        ids = [str(job.id) for job in found.enqueue_many(datas)]
+        redisconn.replicated(found.connection)
+        return ids
 
     def _queue(self, name: str) -> Queue:
         if name not in self._queues:

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 SENTINEL_SCHEME = "redis+sentinel"
 #: Sentinel's own default port, for an address written without one.
@@ -132,3 +132,22 @@ def connect(
         **options,
     )
     return client
+
+
+#: How long a write that must survive a failover waits for a replica's acknowledgement (milliseconds).
+REPLICA_WAIT_MS = 250
+
+
+def replicated(client: redis.Redis) -> int | None:
+    """Wait until a replica holds what this client wrote; how many do (None: not under Sentinel).
+
+    Redis replicates asynchronously: a job queued on the primary just before
+    it dies may never reach the replica the sentinels promote, and the email
+    it stood for is lost. Under Sentinel, a queued job therefore waits (at
+    most ``REPLICA_WAIT_MS``, Redis's WAIT) until one replica has it. With no
+    replica answering it goes on after that wait (0): the job is queued, as
+    on a Redis without replicas, where nothing is waited for.
+    """
+    if not isinstance(client.connection_pool, SentinelConnectionPool):
+        return None
+    return int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS))  # type: ignore[no-untyped-call]

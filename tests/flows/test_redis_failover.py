@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 from rq import Worker as RQWorker
 from rq.scheduler import RQScheduler
 from werkzeug.test import TestResponse
@@ -194,6 +195,35 @@ def test_after_a_failover_the_app_a_worker_and_the_scheduler_carry_on_and_meanwh
     for person in (john, eloise):  # "your password was changed", then the reset link: each once
         subjects = [message["Subject"] for message in messages_to(backing.mailbox, person.mail)]
         assert len(subjects) == len(set(subjects)) == 2, subjects
+
+
+def waits_seen(server_url: str) -> int:
+    """How many WAIT commands a Redis server has run (its own command statistics)."""
+    stats = redis.Redis.from_url(server_url).info("commandstats")
+    return int(stats.get("cmdstat_wait", {}).get("calls", 0))
+
+
+def test_under_sentinel_a_queued_email_is_on_the_replica_before_the_page_answers(
+    build_app: AppFactory, slapd: Slapd, accounts: dict[str, SeedAccount], cluster: SentinelCluster, tmp_path: Path
+) -> None:
+    # A job only the primary held would die with it: the reset link the page just promised, never sent.
+    app = build_app(slapd, **EMAIL_ENV, SSPM_REDIS_URL=cluster.url)
+    primary_port = cluster.primary_port()
+    (primary,) = [node for node in cluster.nodes if node.port == primary_port]
+    (replica,) = [node for node in cluster.nodes if node.port != primary_port]
+    assert ask_for_link(Visitor(app), accounts["normal"].uid).status_code == 200
+    assert waits_seen(primary.url) == 1
+    assert redis.Redis.from_url(replica.url).llen(f"rq:queue:{QUEUE}") == 1, "the replica holds the job already"
+
+    # On a Redis without Sentinel (and so, here, without a replica) nothing is waited for.
+    plain = start_redis(tmp_path / "plain")
+    try:
+        alone = build_app(slapd, **EMAIL_ENV, SSPM_REDIS_URL=plain.url)
+        assert ask_for_link(Visitor(alone), accounts["normal"].uid).status_code == 200
+        assert redis.Redis.from_url(plain.url).llen(f"rq:queue:{QUEUE}") == 1
+        assert waits_seen(plain.url) == 0
+    finally:
+        plain.stop()
 
 
 def test_with_redis_stopped_every_limited_request_is_refused_with_try_again_and_nothing_is_changed(
