@@ -22,6 +22,8 @@ one the ``limits`` library documents for its own Sentinel storage.
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -136,6 +138,9 @@ def connect(
 
 #: How long a write that must survive a failover waits for a replica's acknowledgement (milliseconds).
 REPLICA_WAIT_MS = 250
+#: How long the primary's count of connected replicas is trusted before it is asked again (seconds).
+REPLICAS_KNOWN_FOR = 5.0
+_replicas_seen: weakref.WeakKeyDictionary[redis.Redis, tuple[float, int]] = weakref.WeakKeyDictionary()
 
 
 def replicated(client: redis.Redis) -> int | None:
@@ -144,10 +149,25 @@ def replicated(client: redis.Redis) -> int | None:
     Redis replicates asynchronously: a job queued on the primary just before
     it dies may never reach the replica the sentinels promote, and the email
     it stood for is lost. Under Sentinel, a queued job therefore waits (at
-    most ``REPLICA_WAIT_MS``, Redis's WAIT) until one replica has it. With no
-    replica answering it goes on after that wait (0): the job is queued, as
-    on a Redis without replicas, where nothing is waited for.
+    most ``REPLICA_WAIT_MS``, Redis's WAIT) until one replica has it. While
+    the primary has no replica connected (after a failover, until the old
+    primary comes back as a replica) there is nothing to wait for: 0 at once,
+    the job queued as on a Redis without replicas. The primary's count is
+    asked at most every ``REPLICAS_KNOWN_FOR`` seconds, and a wait that no
+    replica answered counts as none for that long too: at most one wait in
+    vain per client in that time.
     """
     if not isinstance(client.connection_pool, SentinelConnectionPool):
         return None
-    return int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS))  # type: ignore[no-untyped-call]
+    now = time.monotonic()
+    known = _replicas_seen.get(client)
+    if known is None or known[0] < now:
+        replicas = int(client.info("replication").get("connected_slaves", 0))
+        known = (now + REPLICAS_KNOWN_FOR, replicas)
+        _replicas_seen[client] = known
+    if known[1] == 0:
+        return 0
+    acknowledged = int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS))  # type: ignore[no-untyped-call]
+    if acknowledged == 0:  # its replicas are gone (or this is a new primary): stop waiting for a while
+        _replicas_seen[client] = (time.monotonic() + REPLICAS_KNOWN_FOR, 0)
+    return acknowledged

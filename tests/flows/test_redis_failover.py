@@ -215,6 +215,19 @@ def test_under_sentinel_a_queued_email_is_on_the_replica_before_the_page_answers
     assert waits_seen(primary.url) == 1
     assert redis.Redis.from_url(replica.url).llen(f"rq:queue:{QUEUE}") == 1, "the replica holds the job already"
 
+    # Promoted, the replica has no replica of its own: jobs then wait for nobody (once in vain at most).
+    cluster.kill_primary()
+    assert cluster.wait_for_new_primary() == replica.port
+    visitor = Visitor(app)
+    for name in ("klee", "achen", "tnguyen"):
+
+        def asked(name: str = name) -> bool:
+            return ask_for_link(visitor, name).status_code == 200
+
+        wait_until(f"a reset email for {name} after the failover", asked)
+    assert redis.Redis.from_url(replica.url).llen(f"rq:queue:{QUEUE}") == 4, "the first job survived the primary"
+    assert waits_seen(replica.url) <= 1
+
     # On a Redis without Sentinel (and so, here, without a replica) nothing is waited for.
     plain = start_redis(tmp_path / "plain")
     try:
