@@ -126,6 +126,9 @@ def setup(kind: str = "json", level: str | int = "INFO", *, stream: Any = None) 
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("sspm").setLevel(level)  # set, so create_app's default (INFO) leaves it as asked
+    # Alembic says at INFO which dialect it found each time a process checks the schema: noise on
+    # every start and in every command's output (its problems still show, at WARNING and above).
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     return handler
 
 
