@@ -21,6 +21,7 @@ one the ``limits`` library documents for its own Sentinel storage.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import weakref
@@ -29,7 +30,10 @@ from typing import Any
 from urllib.parse import unquote
 
 import redis
+from redis.exceptions import RedisError
 from redis.sentinel import Sentinel, SentinelConnectionPool
+
+log = logging.getLogger(__name__)
 
 SENTINEL_SCHEME = "redis+sentinel"
 #: Sentinel's own default port, for an address written without one.
@@ -155,19 +159,25 @@ def replicated(client: redis.Redis) -> int | None:
     the job queued as on a Redis without replicas. The primary's count is
     asked at most every ``REPLICAS_KNOWN_FOR`` seconds, and a wait that no
     replica answered counts as none for that long too: at most one wait in
-    vain per client in that time.
+    vain per client in that time. Never raises: see below.
     """
     if not isinstance(client.connection_pool, SentinelConnectionPool):
         return None
-    now = time.monotonic()
-    known = _replicas_seen.get(client)
-    if known is None or known[0] < now:
-        replicas = int(client.info("replication").get("connected_slaves", 0))
-        known = (now + REPLICAS_KNOWN_FOR, replicas)
-        _replicas_seen[client] = known
-    if known[1] == 0:
+    try:
+        now = time.monotonic()
+        known = _replicas_seen.get(client)
+        if known is None or known[0] < now:
+            replicas = int(client.info("replication").get("connected_slaves", 0))
+            known = (now + REPLICAS_KNOWN_FOR, replicas)
+            _replicas_seen[client] = known
+        if known[1] == 0:
+            return 0
+        acknowledged = int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS))  # type: ignore[no-untyped-call]
+    except RedisError as exc:
+        # The job is queued (its transaction was answered); only the confirmation is lost, with the
+        # primary. Saying "try again" now would send a second email if the job did survive.
+        log.warning("a queued job's replication could not be confirmed: %s", exc)
         return 0
-    acknowledged = int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS))  # type: ignore[no-untyped-call]
     if acknowledged == 0:  # its replicas are gone (or this is a new primary): stop waiting for a while
         _replicas_seen[client] = (time.monotonic() + REPLICAS_KNOWN_FOR, 0)
     return acknowledged
