@@ -11,12 +11,8 @@ same processes working on the new primary afterwards.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,14 +24,14 @@ from werkzeug.test import TestResponse
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
-from lab.env import sspm_environ
 from lab.redis import SentinelCluster, start_redis, start_sentinel_cluster
 from sspm.email.jobs import QUEUE
 from sspm.infra import redisconn
 from tests.flows.test_change_password import SUCCESS_TITLE
 from tests.flows.test_email import CHECK_EMAIL, EMAIL_ENV, ask_for_link, messages_to
 from tests.flows.test_email_failures import worker_process
-from tests.flows.test_scheduler import Running, ticks
+from tests.flows.test_scheduler import scheduler as scheduler_on
+from tests.flows.test_scheduler import ticks
 from tests.support import Backing
 from tests.support.flows import (
     NEW_PASSWORD,
@@ -75,31 +71,6 @@ def wait_until(what: str, done: Callable[[], object], *, alive: Callable[[], str
 def cluster(tmp_path: Path) -> Iterator[SentinelCluster]:
     with start_sentinel_cluster(tmp_path / "sentinel") as started:
         yield started
-
-
-@contextmanager
-def scheduler_on(slapd: Slapd, backing: Backing, url: str, log: Path) -> Iterator[Running]:
-    """``python -m sspm scheduler --tick 0.05`` on the Redis at ``url``."""
-    environ = {
-        **os.environ,
-        **sspm_environ(slapd, redis_url=url, database_url=backing.database_url),
-        "PYTHONPATH": str(ROOT),
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sspm", "scheduler", "--tick", "0.05"],
-            cwd=ROOT,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-        )
-    try:
-        yield Running(process, log)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def wrong_attempt(visitor: Visitor, token: str) -> TestResponse:

@@ -26,7 +26,7 @@ from rq.job import Job
 
 from lab import Slapd
 from lab.env import sspm_environ
-from lab.redis import RedisServer, start_redis
+from lab.redis import start_redis
 from sspm.infra import schedule
 from tests.support import Backing
 
@@ -57,11 +57,11 @@ class Running:
 
 
 @contextmanager
-def scheduler(slapd: Slapd, backing: Backing, server: RedisServer, log: Path) -> Iterator[Running]:
-    """``python -m sspm scheduler --tick 0.05`` on ``server``."""
+def scheduler(slapd: Slapd, backing: Backing, redis_url: str, log: Path) -> Iterator[Running]:
+    """``python -m sspm scheduler --tick 0.05`` on the Redis at ``redis_url`` (plain or Sentinel)."""
     environ = {
         **os.environ,
-        **sspm_environ(slapd, redis_url=server.url, database_url=backing.database_url),
+        **sspm_environ(slapd, redis_url=redis_url, database_url=backing.database_url),
         "PYTHONPATH": str(ROOT),
     }
     with log.open("wb") as out:
@@ -105,7 +105,8 @@ def test_two_schedulers_queue_each_due_job_once(slapd: Slapd, backing: Backing, 
     try:
         with ExitStack() as stack:
             both = [
-                stack.enter_context(scheduler(slapd, backing, server, tmp_path / f"scheduler-{n}.log")) for n in (1, 2)
+                stack.enter_context(scheduler(slapd, backing, server.url, tmp_path / f"scheduler-{n}.log"))
+                for n in (1, 2)
             ]
             # Each has looked many times: every entry was due for both, again and again.
             both[0].wait_for("both schedulers ticking", lambda: len(ticks(connection)) == 2)
@@ -128,7 +129,7 @@ def test_the_scheduler_rides_out_a_redis_restart(slapd: Slapd, backing: Backing,
     entry = schedule.ENTRIES[0]
     server = start_redis(tmp_path / "redis")
     try:
-        with scheduler(slapd, backing, server, tmp_path / "scheduler.log") as one:
+        with scheduler(slapd, backing, server.url, tmp_path / "scheduler.log") as one:
             connection = redis.Redis.from_url(server.url)
             one.wait_for("the first job", lambda: queued(connection, entry))
             server.stop()
