@@ -344,6 +344,7 @@ def start_gunicorn(
     extra: dict[str, str],
     *,
     smtp_port: int,
+    app: str = "sspm.wsgi:app",
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
     """SSPM as in production, on its own Redis and a freshly migrated SQLite database.
 
@@ -362,7 +363,7 @@ def start_gunicorn(
     env.update(sspm_environ(directory, redis_url=redis.url, database_url=database_url, smtp_port=smtp_port, **settings))
     log = workdir / "gunicorn.log"
     command = [sys.executable, "-m", "gunicorn", "--preload", "-w", str(workers), "--threads", str(threads)]
-    command += ["-b", f"127.0.0.1:{port}", "sspm.wsgi:app"]
+    command += ["-b", f"127.0.0.1:{port}", app]
     with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     deadline = time.monotonic() + 30
@@ -463,6 +464,16 @@ def sspm_change(forms: dict[str, Form], client: tuple[requests.Session, str], jo
     return f"HTTP {answer.status_code} (Location {answer.headers.get('Location')!r})"
 
 
+def floor_change(base: str, session: requests.Session, job: Job) -> str | None:
+    """The same change posted to bench/floor_app.py: no form to load, no token, one POST."""
+    account, new = job
+    fields = {"username": account.uid, "current": BENCH_PASSWORD, "new": new, "confirm": new}
+    answer = session.post(base + "/change", data=fields, allow_redirects=False, timeout=30)
+    if answer.status_code == 303:
+        return None
+    return f"HTTP {answer.status_code} {answer.text[:40]!r}"
+
+
 # -- checking, reporting ------------------------------------------------------
 
 
@@ -495,6 +506,7 @@ class Measured:
     kind: str
     n: int
     raw: Run
+    floor: Run
     app: Run
     ready: float  # seconds to start the servers
     loading: float  # seconds to load the SSPM run's forms (not timed)
@@ -506,9 +518,17 @@ class Measured:
         return self.app.rate / self.raw.rate if self.raw.rate else float("nan")
 
     @property
-    def cpu_ratio(self) -> float:
-        raw, app = (sum(cpu_per_change(run).values()) for run in (self.raw, self.app))
-        return raw / app if app else float("nan")
+    def floor_ratio(self) -> float:
+        return self.floor.rate / self.raw.rate if self.raw.rate else float("nan")
+
+    @property
+    def runs(self) -> tuple[Run, Run, Run]:
+        return self.raw, self.floor, self.app
+
+    def cpu_ratio(self, run: Run) -> float:
+        """RAW's total CPU per change over ``run``'s."""
+        raw, other = (sum(cpu_per_change(r).values()) for r in (self.raw, run))
+        return raw / other if other else float("nan")
 
     @property
     def lost(self) -> bool:
@@ -516,13 +536,13 @@ class Measured:
 
     @property
     def failed(self) -> bool:
-        return bool(self.raw.failures or self.app.failures or self.unverified or self.lost)
+        return bool(any(run.failures for run in self.runs) or self.unverified or self.lost)
 
 
 def table(results: Sequence[Measured]) -> str:
     rows = [f"{'':9} {'':6} {'N':>5} {'conc':>5} {'changes/s':>10} {'mean ms':>8} {'p95 ms':>8} {'failed':>7}"]
     for m in results:
-        for run in (m.raw, m.app):
+        for run in m.runs:
             rows.append(
                 f"{m.kind:9} {run.name:6} {m.n:5d} {run.concurrency:5d} {run.rate:10.1f} {run.mean_ms:8.1f}"
                 f" {run.p95_ms:8.1f} {len(run.failures):7d}"
@@ -531,29 +551,30 @@ def table(results: Sequence[Measured]) -> str:
         verdict = "met" if m.ratio >= TARGET_RATIO else "NOT met"
         rows.append(
             f"{m.kind:9} raw {m.raw.rate:.1f}/s, SSPM {m.app.rate:.1f}/s:"
-            f" ratio SSPM/raw {m.ratio:.2f} (target >= {TARGET_RATIO}: {verdict})"
+            f" ratio SSPM/raw {m.ratio:.2f} (target >= {TARGET_RATIO}: {verdict}); FLOOR/raw {m.floor_ratio:.2f}"
         )
     rows.append(f"{'CPU ms per change':16} {'client':>7} {'app':>7} {'dir':>7} {'redis':>7} {'total':>7}")
     for m in results:
-        for run in (m.raw, m.app):
+        for run in m.runs:
             each = cpu_per_change(run)
             parts = "".join(f" {each.get(name, 0.0):7.1f}" for name in ("client", "app", "dir", "redis"))
             rows.append(f"  {m.kind:9} {run.name:5}{parts} {sum(each.values()):7.1f}")
     # With every core busy, changes/s is cores / CPU per change: this ratio is
     # what the throughput ratio tends to, and other load on the box barely moves it.
-    by_cpu = ", ".join(f"{m.kind} {m.cpu_ratio:.2f}" for m in results)
+    by_cpu = ", ".join(f"{m.kind} {m.cpu_ratio(m.app):.2f} (FLOOR {m.cpu_ratio(m.floor):.2f})" for m in results)
     rows.append(f"ratio by CPU (raw total / SSPM total): {by_cpu}")
     rows.append("(dir: slapd for openldap, the samba processes for ad)")
     return "\n".join(rows)
 
 
 def measure(kind: str, n: int, args: argparse.Namespace, extra: dict[str, str]) -> Measured:
-    """Start everything for ``kind``, run RAW then SSPM, verify, and stop everything again."""
+    """Start everything for ``kind``, run RAW, FLOOR then SSPM, verify, and stop everything again."""
     began = time.perf_counter()
     taken: set[str] = set()
-    accounts = bench_accounts(2 * n)
+    accounts = bench_accounts(3 * n)
     raw_jobs = [(a, passphrase(taken)) for a in accounts[:n]]
-    app_jobs = [(a, passphrase(taken)) for a in accounts[n:]]
+    floor_jobs = [(a, passphrase(taken)) for a in accounts[n : 2 * n]]
+    app_jobs = [(a, passphrase(taken)) for a in accounts[2 * n :]]
 
     with tempfile.TemporaryDirectory(prefix="sspm-bench-") as tmp:
         workdir = Path(tmp)
@@ -581,10 +602,28 @@ def measure(kind: str, n: int, args: argparse.Namespace, extra: dict[str, str]) 
                 gunicorns.append(gunicorn)
                 logs.append(log)
                 bases.append(base)
+            home = workdir / "floor"
+            home.mkdir()
+            floor_app, floor_base, log = start_gunicorn(
+                directory, redis, database_url, home, args.workers, args.threads, shared,
+                smtp_port=smtp.port, app="bench.floor_app:app",
+            )  # fmt: skip
+            gunicorns.append(floor_app)
+            logs.append(log)
             ready = time.perf_counter() - began
+            # One app column: the floor's gunicorn idles through the SSPM run and SSPM's through the FLOOR run.
             probe = cpu_probe(directory, redis, gunicorns)
             raw = run_pool(
                 "RAW", args.concurrency, raw_jobs, lambda: ldap_server(directory), RAW_CHANGES[kind], probe=probe
+            )
+            floor = run_pool(
+                "FLOOR",
+                args.concurrency,
+                floor_jobs,
+                requests.Session,
+                lambda session, job: floor_change(floor_base, session, job),
+                lambda session: session.close(),
+                probe,
             )
             loading = time.perf_counter()
             forms = load_forms(bases, app_jobs, max(args.concurrency, 4))
@@ -599,7 +638,7 @@ def measure(kind: str, n: int, args: argparse.Namespace, extra: dict[str, str]) 
                 lambda client: client[0].close(),
                 probe,
             )
-            unverified = verify(kind, directory, raw_jobs + app_jobs)
+            unverified = verify(kind, directory, raw_jobs + floor_jobs + app_jobs)
             queued = Queue(QUEUE, connection=Redis.from_url(redis.url)).count
         finally:
             for gunicorn in gunicorns:
@@ -612,7 +651,7 @@ def measure(kind: str, n: int, args: argparse.Namespace, extra: dict[str, str]) 
         if app.failures:
             for log in logs:
                 print(f"{kind}: gunicorn log (tail):\n{tail(log)}\n", file=sys.stderr)
-    return Measured(kind, n, raw, app, ready, loading, unverified, queued)
+    return Measured(kind, n, raw, floor, app, ready, loading, unverified, queued)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -668,10 +707,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{m.kind}: not timed: the {m.n} form loads (GET /change) before the SSPM run,"
             f" {m.loading:.1f} s with {max(args.concurrency, 4)} threads"
         )
-        for run in (m.raw, m.app):
+        for run in m.runs:
             for uid, why in run.failures[:10]:
                 print(f"  {run.name} failed: {uid}: {why}")
-        print(f"{m.kind}: verified: {2 * m.n - len(m.unverified)}/{2 * m.n} accounts bind with their new password")
+        print(f"{m.kind}: verified: {3 * m.n - len(m.unverified)}/{3 * m.n} accounts bind with their new password")
         for uid, why in m.unverified[:10]:
             print(f"  NOT changed: {uid}: {why}")
         mismatch = " (MISMATCH)" if m.lost else ""
