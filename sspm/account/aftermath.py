@@ -20,6 +20,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from connectors.directory import Account
 from sspm.account import audit, sessions, tokens
 from sspm.infra.outbox import Outbox
@@ -49,6 +51,8 @@ def after_password_set(
     Called only once the directory confirmed. Nothing here undoes that: if
     Redis is away the sessions cannot be ended (nor used) now, which is
     logged and audited, and the user is still told the truth: it is done.
+    If the database cannot take it (locked, read-only) the user is told the
+    truth all the same, and the missing rows are logged as an error.
     The database sees one transaction: the row for what was done, the
     voided links and the row for the ended sessions commit together (one
     write lock, one commit, on the hot path of every change).
@@ -61,10 +65,24 @@ def after_password_set(
     except StateUnavailable as exc:
         log.warning("sessions of account %s not ended (%s): %s", account.id, event, exc)
         ended = "not_ended"
-    with store.session(immediate=True) as session:
-        audit.record(store, done, "ok", actor=actor, account=account, details=details, session=session)
-        tokens.void_all(store, account.id, session=session)
-        audit.record(store, audit.Action.SESSIONS_ENDED, ended, actor=actor, account=account, session=session)
+    try:
+        with store.session(immediate=True) as session:
+            audit.record(store, done, "ok", actor=actor, account=account, details=details, session=session)
+            tokens.void_all(store, account.id, session=session)
+            audit.record(store, audit.Action.SESSIONS_ENDED, ended, actor=actor, account=account, session=session)
+    except SQLAlchemyError as exc:
+        # A database locked or read-only must not turn "done" into "nothing
+        # was changed": the user would go back to a password that no longer
+        # works. The trail misses this row, so a person must act.
+        log.error(
+            "%s for account %s done in the directory but not recorded (audit row, older links, sessions row): %s",
+            done.value,
+            account.id,
+            exc,
+        )
     language = actor.language if actor.is_the_owner else ""
     if not outbox.notify(account, event, language, actor.client_address):
-        audit.record(store, audit.Action.email(event), "not_queued", actor=actor, account=account)
+        try:
+            audit.record(store, audit.Action.email(event), "not_queued", actor=actor, account=account)
+        except SQLAlchemyError as exc:
+            log.error("%s for account %s: its email not queued, nor recorded: %s", done.value, account.id, exc)
