@@ -79,9 +79,14 @@ def change_password(
         late = first_problem(new, confirm, old, rules, account)
         if late is not None:
             return ChangeResult(late, account)
-        outcome = directory.change_password(account, old, new)
     except DirectoryError as exc:
         return ChangeResult(reasons.directory_failed(exc, "change password"))
+    try:
+        outcome = directory.change_password(account, old, new)
+    except DirectoryError as exc:
+        reason = reasons.directory_failed(exc, "change password", setting_password=True)
+        audit.record(store, audit.Action.CHANGE, reason.value, actor=actor, account=account)
+        return ChangeResult(reason, account)
     if outcome is not Outcome.OK:
         audit.record(store, audit.Action.CHANGE, outcome.value, actor=actor, account=account)
         return ChangeResult(reasons.of(outcome), account)

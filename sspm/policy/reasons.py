@@ -43,6 +43,8 @@ class Reason(StrEnum):
     # Something SSPM relies on did not answer: nothing was changed.
     UNAVAILABLE = "unavailable"
     EMAIL_UNAVAILABLE = "email_unavailable"
+    # A new password was sent but its answer never came: it may have been set.
+    UNCONFIRMED = "unconfirmed"
     # Recovery.
     CAPTCHA_WRONG = "captcha_wrong"
     ANSWERS_REFUSED = "answers_refused"
@@ -118,7 +120,13 @@ NEW_PASSWORD_REASONS = frozenset(
 
 #: Reasons that mean "not now, try again": a 503, not a 422.
 UNAVAILABLE = frozenset(
-    {Reason.UNAVAILABLE, Reason.EMAIL_UNAVAILABLE, Reason.STAFF_EMAIL_UNAVAILABLE, Reason.SMS_UNAVAILABLE}
+    {
+        Reason.UNAVAILABLE,
+        Reason.UNCONFIRMED,
+        Reason.EMAIL_UNAVAILABLE,
+        Reason.STAFF_EMAIL_UNAVAILABLE,
+        Reason.SMS_UNAVAILABLE,
+    }
 )
 
 
@@ -129,15 +137,22 @@ def of(outcome: Outcome) -> Reason:
     return Reason(outcome.value)
 
 
-def directory_failed(exc: DirectoryError, doing: str) -> Reason:
+def directory_failed(exc: DirectoryError, doing: str, *, setting_password: bool = False) -> Reason:
     """Log a directory failure once, the same way everywhere, and say what the user is told.
 
     ``doing`` names the work in a few words ("change password"); never a
     password or an answer. A misconfiguration is an ERROR an operator must
     fix; a directory that is away is a WARNING that passes by itself.
+    ``setting_password``: the failure came from the call that sets it. A
+    directory that froze after receiving it applies it when it wakes, so
+    "nothing was changed" would send the user back to a password that may
+    no longer work: they are told it is unconfirmed instead.
     """
     if isinstance(exc, DirectoryMisconfigured):
         log.error("%s: the directory refused SSPM's own set-up; an operator must act: %s", doing, exc)
-    else:
-        log.warning("%s: directory unavailable: %s", doing, exc)
+        return Reason.UNAVAILABLE
+    if setting_password:
+        log.warning("%s: directory unavailable, the new password may be set: %s", doing, exc)
+        return Reason.UNCONFIRMED
+    log.warning("%s: directory unavailable: %s", doing, exc)
     return Reason.UNAVAILABLE

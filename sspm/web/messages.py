@@ -45,6 +45,11 @@ REASONS: dict[Reason, LazyString] = {
         "password. Type it again without it: letters in any language, digits, spaces and punctuation all work."
     ),
     Reason.UNAVAILABLE: _l("We could not reach the directory, so nothing was changed. Wait a minute and try again."),
+    Reason.UNCONFIRMED: _l(
+        "The directory did not answer in time, so we cannot tell whether your new password was set. "
+        "Wait a minute, then sign in with your new password: if it is refused, nothing was changed and you can "
+        "try again."
+    ),
     Reason.CAPTCHA_WRONG: _l(
         "The characters you typed do not match the image. "
         "Type the characters of the new image, or listen to the audio version."

@@ -12,6 +12,7 @@ write is the operator's to hear about (logged as an error), not the user's.
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,13 +20,15 @@ from contextlib import contextmanager
 import pytest
 from flask import Flask
 
-from connectors.directory import Directory, Outcome
-from lab import SeedAccount
+from connectors.directory import Account, Directory, DirectoryUnavailable, Outcome
+from connectors.openldap import OpenLdapDirectory
+from lab import SeedAccount, Slapd
 from tests.flows.test_change_password import SUCCESS_TITLE
 from tests.flows.test_email import audit_rows, verdict
+from tests.flows.test_frozen_directory import wait_until
 from tests.flows.test_redis_failover import SECOND_PASSWORD
 from tests.support import Backing
-from tests.support.flows import NEW_PASSWORD, Visitor, says, text_in
+from tests.support.flows import NEW_PASSWORD, AppFactory, Visitor, reason_in, says, text_in
 
 
 @contextmanager
@@ -76,3 +79,50 @@ def test_with_the_database_locked_a_password_the_directory_changed_is_said_to_be
     back = Visitor(app).change_password(john.uid, NEW_PASSWORD, SECOND_PASSWORD)
     assert back.status_code == 303, back.status
     assert changes(app) == ["ok"]
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_a_directory_that_froze_as_the_new_password_reached_it_is_not_said_to_have_changed_nothing(
+    build_app: AppFactory,
+    slapd: Slapd,
+    directory: Directory,
+    accounts: dict[str, SeedAccount],
+    monkeypatch: pytest.MonkeyPatch,
+    lang: str,
+) -> None:
+    """slapd freezes (a stalled disk, a paused VM) just as the new password is sent, and wakes later.
+
+    The request times out, but slapd holds it and applies it when it wakes:
+    the password did change. The page used to say "nothing was changed, try
+    again"; trying again with the old password is then refused, and five
+    such tries lock the account. It must say it cannot tell, and how to find out.
+    """
+    setting = OpenLdapDirectory._modify_password_as
+
+    def freeze_as_it_is_sent(self: OpenLdapDirectory, account: Account, old: str | None, new: str) -> Outcome:
+        slapd.process.send_signal(signal.SIGSTOP)
+        return setting(self, account, old, new)
+
+    monkeypatch.setattr(OpenLdapDirectory, "_modify_password_as", freeze_as_it_is_sent)
+    app = build_app(slapd, LDAP_TIMEOUT="1", LDAP_RETRY_AFTER="1")
+    john = accounts["normal"]
+    try:
+        answer = Visitor(app).change_password(john.uid, john.password, NEW_PASSWORD, entry=f"/change?lang={lang}")
+    finally:
+        slapd.process.send_signal(signal.SIGCONT)
+
+    assert answer.status_code == 503, answer.status
+    assert says(answer, reason_in(app, "unconfirmed", lang))
+    assert not says(answer, reason_in(app, "unavailable", lang)), "never 'nothing was changed'"
+    # As the page says: once the directory is back, the new password is the one that works.
+    wait_until(lambda: answers(directory, john.uid, NEW_PASSWORD))
+    assert verdict(directory, john.uid, john.password) is Outcome.BAD_CREDENTIALS
+    assert changes(app) == ["unconfirmed"], "the trail says what is not known"
+
+
+def answers(directory: Directory, login: str, password: str) -> bool:
+    """Whether ``password`` signs in, once the directory answers again (until then, no)."""
+    try:
+        return verdict(directory, login, password) is Outcome.OK
+    except DirectoryUnavailable:
+        return False
