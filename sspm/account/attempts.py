@@ -26,6 +26,23 @@ def paused(state: State, key: str, max_failures: int) -> bool:
     return state.count(KIND, key) >= max_failures
 
 
+def attempt(state: State, key: str, max_failures: int, window_seconds: int) -> bool:
+    """Count a try against ``key`` before it is judged; False when it comes past the limit (it must fail).
+
+    Counted first, in one step, so that tries sent at once cannot each read
+    "not paused yet" before any of them is counted: of any number racing, no
+    more than ``max_failures`` in the window may succeed. A try that proves
+    who it is is taken back (:func:`succeeded`), so the counter still counts
+    failures.
+    """
+    return state.hit(KIND, key, window_seconds) <= max_failures
+
+
+def succeeded(state: State, key: str) -> None:
+    """Take back the count of a try :func:`attempt` let through and that proved who it was."""
+    state.unhit(KIND, key)
+
+
 def failed(state: State, key: str, window_seconds: int) -> int:
     """Count one failure against ``key`` (the window starts with the first); how many so far."""
     return state.hit(KIND, key, window_seconds)

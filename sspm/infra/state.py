@@ -27,6 +27,14 @@ redis.call('DEL', KEYS[1])
 return ended
 """
 
+#: KEYS[1] a counter ``hit`` made: one event taken back; gone at zero, never made by this.
+_UNHIT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local left = redis.call('DECR', KEYS[1])
+if left <= 0 then redis.call('DEL', KEYS[1]) end
+return left
+"""
+
 
 class StateUnavailable(Exception):
     """Redis could not be reached: nothing was recorded, the user tries again."""
@@ -114,6 +122,15 @@ class State:
         except RedisError as exc:
             raise StateUnavailable(str(exc)) from None
         return int(count)
+
+    def unhit(self, kind: str, key: str) -> None:
+        """Take back one event :meth:`hit` counted, as one step; a counter already gone stays gone.
+
+        Never DECR alone: on a counter that expired meanwhile it would make one
+        at -1 with no expiry, a free try that never ends.
+        """
+        script = self.redis.register_script(_UNHIT)
+        self._call(script, keys=[self._key(kind, key)])
 
     def count(self, kind: str, key: str) -> int:
         raw = self._call(self.redis.get, self._key(kind, key))

@@ -196,14 +196,17 @@ def answer(
     account_id = record["account_id"]
     stored = _answers_of(store, account_id or NO_ACCOUNT)
     given = answers + [""] * (len(record["questions"]) - len(answers))
+    # Per account when there is one, however its name was typed (user name, email,
+    # capitals, fullwidth); per canonical login otherwise. Counted before the
+    # answers are judged, so that answers sent at once get no more tries than
+    # the limit between them (sspm.account.attempts.attempt).
+    key = _person_key(None, account_id, record["typed"], policy)
+    paused = not attempts.attempt(state, key, policy.max_failures, policy.window_seconds)
     # Every answer is checked, so the time taken says nothing about which failed.
     results = hasher.verify_all([(stored.get(q), a) for q, a in zip(record["questions"], given, strict=False)])
     late = time.time() > float(record["deadline"])
-    # Per account when there is one, however its name was typed (user name, email,
-    # capitals, fullwidth); per canonical login otherwise.
-    key = _person_key(None, account_id, record["typed"], policy)
-    paused = attempts.paused(state, key, policy.max_failures)
     if all(results) and record["eligible"] and not late and not paused:
+        attempts.succeeded(state, key)
         pass_id = secrets.token_urlsafe(24)
         state.put("pass", pass_id, {"purpose": purpose, "account_id": account_id}, PASS_TTL_SECONDS)
         audit.record(
@@ -216,7 +219,6 @@ def answer(
             typed=record["typed"],
         )
         return Verdict(None, pass_id, purpose)
-    attempts.failed(state, key, policy.window_seconds)
     outcome = "late" if late else "paused" if paused else "wrong_or_not_enrolled"
     audit.record(
         store,

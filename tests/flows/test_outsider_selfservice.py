@@ -1,0 +1,84 @@
+"""What an outsider found by trying the self-service pages the way an attacker would.
+
+Each story here is a gap that was shown against a running demo first: the
+pages answered as they should to every single request, and gave way only
+to someone who sends many at once or spreads them over several pages.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+from flask import Flask
+
+from lab import SeedAccount
+from sspm.policy.questions import AnswerHasher
+from tests.support import services_of
+from tests.support.flows import (
+    Visitor,
+    answer_fields,
+    audit_rows,
+    seed_enrolled,
+    start,
+)
+
+
+class AnswersJudgedTogether:
+    """The app's own answer checks, each held until every racer has reached its own.
+
+    So the answers sent at once are judged at once, as they are when a
+    guesser fires them from many browsers in the same instant: whatever
+    the service decides before it judges has been decided for all of them.
+    """
+
+    def __init__(self, hasher: AnswerHasher, racers: int) -> None:
+        self.real = hasher.verify_all
+        self.together = threading.Barrier(racers)
+
+    def __call__(self, pairs: Sequence[tuple[str | None, str]]) -> list[bool]:
+        judged = self.real(pairs)
+        self.together.wait()
+        return judged
+
+
+def test_answers_sent_all_at_once_get_no_more_tries_than_the_failure_limit(
+    app: Flask, accounts: dict[str, SeedAccount], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone guessing John's answers cannot beat the limit by sending many at once.
+
+    They open Forgot Password in several browsers (a CAPTCHA each, within
+    the per-name limit), get a challenge in each, and send every guess in
+    the same instant. Had each read "not paused yet" before any failure was
+    counted, every guess would be judged: more tries than
+    SSPM_RECOVERY_MAX_FAILURES. Only that many may be judged; the others
+    are refused as paused, as they would be one after the other.
+    """
+    john = accounts["normal"]
+    seed_enrolled(app, john)
+    limit = app.config["SSPM_SETTINGS"].recovery_max_failures
+    racers = limit + 7
+    guessers = [Visitor(app) for _ in range(racers)]
+    guesses = []
+    for guesser in guessers:
+        assert start(guesser, "forgot", john.uid).status_code == 303
+        challenge = guesser.get("/recovery/challenge")
+        assert challenge.status_code == 200
+        guesses.append(answer_fields(app, challenge, guesser, {}))
+    hasher = services_of(app).hasher
+    monkeypatch.setattr(hasher, "verify_all", AnswersJudgedTogether(hasher, racers))
+
+    statuses: list[int] = []
+    sent = [
+        threading.Thread(target=lambda g=g, f=f: statuses.append(g.post("/recovery/challenge", f).status_code))
+        for g, f in zip(guessers, guesses, strict=True)
+    ]
+    for thread in sent:
+        thread.start()
+    for thread in sent:
+        thread.join()
+
+    assert statuses == [422] * racers
+    judged = [row.outcome for row in audit_rows(app) if row.subject == john.uid and row.action == "forgot_answers"]
+    assert sorted(judged) == sorted(["wrong_or_not_enrolled"] * limit + ["paused"] * (racers - limit))
