@@ -5,9 +5,11 @@ questions, Forgot Password by an emailed link), and an account is unlocked
 by the questions; each is a moment the account's owner takes it back from
 whoever else may have had it. So each must close every way in that was
 open before: links emailed earlier, and sessions signed in with the old
-password on any machine. Kept in one function so that no path (nor the
-next one written) can forget a step: the steps were once repeated in each
-service, and the sessions step was missing from all of them.
+password on any machine, in both realms (a staff member's console session
+was opened with that same directory password). Kept in one function so
+that no path (nor the next one written) can forget a step: the steps were
+once repeated in each service, and the sessions step was missing from all
+of them.
 
 An unlock counts as well, though the password stays: the owner just proved
 who they are without it, after someone (perhaps not them) used up the
@@ -28,6 +30,7 @@ from sspm.infra.outbox import Outbox
 from sspm.infra.state import State, StateUnavailable
 from sspm.infra.store import Store
 from sspm.policy.actor import Actor
+from sspm.policy.realm import Realm
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ def after_password_set(
     ``details`` go on the row for what was done (staff: how the caller was verified).
     """
     try:
-        ended = str(sessions.end_all(state, account.id))
+        ended = str(sum(sessions.end_all(state, account.id, realm) for realm in Realm))
     except StateUnavailable as exc:
         log.warning("sessions of account %s not ended (%s): %s", account.id, event, exc)
         ended = "not_ended"
