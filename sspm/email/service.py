@@ -145,9 +145,17 @@ def reset_with_link(
         if not tokens.spend(store, link):
             _LINKS.forget(state, handle)
             return LinkResult(Reason.LINK_GONE)
-        outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
         return LinkResult(reasons.directory_failed(exc, "reset a password with an emailed link"))
+    try:
+        outcome = directory.reset_password(account, new, must_change=False)
+    except DirectoryError as exc:
+        # Given back: if the password was not set, the link still works for the
+        # retry the page asks for; if it was, the directory's change time voids it.
+        tokens.restore(store, link)
+        reason = reasons.directory_failed(exc, "reset a password with an emailed link", setting_password=True)
+        audit.record(store, audit.Action.RESET_BY_EMAIL, reason.value, actor=actor, account=account)
+        return LinkResult(reason, account)
     if outcome is not Outcome.OK:
         audit.record(store, audit.Action.RESET_BY_EMAIL, outcome.value, actor=actor, account=account)
         tokens.restore(store, link)  # refused by policy: the user may try another password

@@ -16,18 +16,27 @@ import signal
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from flask import Flask
 
-from connectors.directory import Account, Directory, DirectoryUnavailable, Outcome
+from connectors.directory import Directory, DirectoryUnavailable, Outcome
 from connectors.openldap import OpenLdapDirectory
 from lab import SeedAccount, Slapd
 from tests.flows.test_change_password import SUCCESS_TITLE
-from tests.flows.test_email import audit_rows, verdict
+from tests.flows.test_email import (
+    EMAIL_ENV,
+    audit_rows,
+    is_link_gone,
+    one_link_for,
+    open_link,
+    set_password_by_link,
+    verdict,
+)
 from tests.flows.test_frozen_directory import wait_until
 from tests.flows.test_redis_failover import SECOND_PASSWORD
-from tests.support import Backing
+from tests.support import Backing, services_of
 from tests.support.flows import NEW_PASSWORD, AppFactory, Visitor, reason_in, says, text_in
 
 
@@ -97,13 +106,7 @@ def test_a_directory_that_froze_as_the_new_password_reached_it_is_not_said_to_ha
     again"; trying again with the old password is then refused, and five
     such tries lock the account. It must say it cannot tell, and how to find out.
     """
-    setting = OpenLdapDirectory._modify_password_as
-
-    def freeze_as_it_is_sent(self: OpenLdapDirectory, account: Account, old: str | None, new: str) -> Outcome:
-        slapd.process.send_signal(signal.SIGSTOP)
-        return setting(self, account, old, new)
-
-    monkeypatch.setattr(OpenLdapDirectory, "_modify_password_as", freeze_as_it_is_sent)
+    freeze_when_called(monkeypatch, slapd, "_modify_password_as")
     app = build_app(slapd, LDAP_TIMEOUT="1", LDAP_RETRY_AFTER="1")
     john = accounts["normal"]
     try:
@@ -126,3 +129,61 @@ def answers(directory: Directory, login: str, password: str) -> bool:
         return verdict(directory, login, password) is Outcome.OK
     except DirectoryUnavailable:
         return False
+
+
+def freeze_when_called(monkeypatch: pytest.MonkeyPatch, slapd: Slapd, method: str) -> None:
+    """slapd is SIGSTOPped as SSPM enters the connector's ``method`` (the test sends SIGCONT)."""
+    real = getattr(OpenLdapDirectory, method)
+
+    def frozen_first(*args: Any, **kwargs: Any) -> Any:
+        slapd.process.send_signal(signal.SIGSTOP)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(OpenLdapDirectory, method, frozen_first)
+
+
+@pytest.mark.parametrize(
+    ("frozen_at", "password_set"),
+    [("_modify_password_as", True), ("reset_password", False)],
+    ids=["as-the-password-is-sent", "before-it-is-sent"],
+)
+def test_a_reset_link_used_while_the_directory_froze_works_again_unless_the_password_was_set(
+    build_app: AppFactory,
+    slapd: Slapd,
+    directory: Directory,
+    accounts: dict[str, SeedAccount],
+    backing: Backing,
+    monkeypatch: pytest.MonkeyPatch,
+    frozen_at: str,
+    password_set: bool,
+) -> None:
+    """The link is spent as the form is sent; the directory then freezes, before or after taking the password.
+
+    The page cannot tell which, and says so. If the password was not set,
+    the same form sent again must work: the link used to stay spent, so the
+    "try again" the page asked for met "this link has expired". If it was
+    set, the link is dead (the directory's change time voids it).
+    """
+    app = build_app(slapd, **EMAIL_ENV, LDAP_TIMEOUT="1", LDAP_RETRY_AFTER="1")
+    john = accounts["normal"]
+    visitor = Visitor(app)
+    form = open_link(visitor, one_link_for(app, visitor, backing.mailbox, john))
+    freeze_when_called(monkeypatch, slapd, frozen_at)
+    try:
+        answer = set_password_by_link(visitor, NEW_PASSWORD, form=form)
+    finally:
+        slapd.process.send_signal(signal.SIGCONT)
+    monkeypatch.undo()
+
+    assert answer.status_code == 503, answer.status
+    assert says(answer, reason_in(app, "unconfirmed"))
+    expected = NEW_PASSWORD if password_set else john.password
+    wait_until(
+        lambda: answers(services_of(app).directory, john.uid, expected)
+    )  # the app's own, once its breaker closes
+    again = set_password_by_link(visitor, SECOND_PASSWORD, form=form)
+    if password_set:
+        assert is_link_gone(app, again)
+    else:
+        assert again.status_code == 303, again.status
+        assert verdict(directory, john.uid, SECOND_PASSWORD) is Outcome.OK
