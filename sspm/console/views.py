@@ -37,6 +37,7 @@ from sspm.web.acting import acting
 from sspm.web.auth import requires_recent_auth
 from sspm.web.context import services
 from sspm.web.messages import reason_text
+from sspm.web.numbers import whole_number
 from sspm.web.pages import explain, status_for
 from sspm.web.staff import staff_member
 
@@ -228,7 +229,7 @@ def audit_trail() -> tuple[str, int]:
     the = services()
     form = AuditFilterForm(request.args)
     valid = form.validate()
-    before = request.args.get("before", type=int)
+    before = whole_number(request.args.get("before"))
     found = None
     if valid:
         found = page(the.store, _viewer(member, where), _filter_of(the, form), _organizations(the), before=before)

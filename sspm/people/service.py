@@ -67,6 +67,7 @@ from sspm.policy.organizations import key
 from sspm.policy.realm import Realm
 from sspm.policy.reasons import Reason
 from sspm.policy.roles import Permission, Reach, may, may_act_on, reach
+from sspm.web.numbers import LARGEST, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +211,8 @@ def _may_change(store: Store, member: Staff, record: PersonRecord) -> bool:
 
 def _find(store: Store, member: Staff, kind: Kind, record_id: int | str) -> PersonRecord | None:
     """The record if it exists, is of this section and within the member's read reach; else None, alike."""
-    try:
-        number = int(record_id)
-    except (TypeError, ValueError):
+    number = whole_number(str(record_id))
+    if number is None:
         return None
     with store.session() as session:
         record = session.get(PersonRecord, number)
@@ -284,7 +284,7 @@ def list_records(
     if folded:
         pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(PersonRecord.search_text.like(pattern, escape="\\"))
-    page = max(1, page)
+    page = min(max(1, page), LARGEST // PAGE_SIZE)  # its offset, too, is a number the database holds
     query = query.order_by(func.lower(PersonRecord.family_name), func.lower(PersonRecord.given_name), PersonRecord.id)
     with store.session() as session:
         rows = list(session.scalars(query.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))

@@ -30,6 +30,7 @@ from sspm.web.acting import acting
 from sspm.web.auth import requires_recent_auth
 from sspm.web.context import services
 from sspm.web.messages import reason_text
+from sspm.web.numbers import whole_number
 from sspm.web.pages import explain, status_for
 from sspm.web.staff import staff_member
 
@@ -102,10 +103,7 @@ def records(section: str) -> Page:
     term = request.args.get("q", "")[:256]
     organization = request.args.get("organization", "")[:256]
     status = request.args.get("status", "")
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = whole_number(request.args.get("page")) or 1
     listing = service.list_records(
         services().store, member, kind, term=term, organization=organization, status=status, page=page
     )

@@ -34,6 +34,7 @@ from sspm.infra.store import AuditEvent, DirectoryAccount, Store
 from sspm.policy.actor import Actor
 from sspm.policy.organizations import key
 from sspm.policy.roles import Reach
+from sspm.web.numbers import whole_number
 
 PAGE_SIZE = 50
 #: Rows read at a time by an export (constant memory over any number).
@@ -153,8 +154,9 @@ def _recoveries(query: Query, where: Reach, now: datetime) -> Select[AuditEvent,
             _scope(t.organization, where, query.organization),
         )
     )
-    if query.after_id is not None and query.after_id.isdigit():
-        statement = statement.where(AuditEvent.seq < int(query.after_id))
+    after = whole_number(query.after_id)
+    if after is not None:
+        statement = statement.where(AuditEvent.seq < after)
     return statement.order_by(AuditEvent.seq.desc())
 
 

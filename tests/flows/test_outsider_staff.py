@@ -24,6 +24,7 @@ from tests.support.flows import (
     AppFactory,
     Visitor,
     app_redis,
+    csrf_token,
     recover,
     seed_enrolled,
     set_new_password,
@@ -78,3 +79,47 @@ def test_a_staff_members_console_session_ends_when_their_password_is_set(
     refused = left_open.get("/staff/")
     assert refused.status_code == 303 and "/staff/signin" in refused.headers["Location"]
     assert console_open(colleague), "only that account's sessions end"
+
+
+# -- hand-edited numbers in links -----------------------------------------------------------------------------
+
+#: Past a signed 64-bit integer, the most SQLite and PostgreSQL hold.
+TOO_BIG = "99999999999999999999"
+#: A digit to ``isdigit()``, not to ``int()``.
+SUPERSCRIPT_TWO = "\u00b2"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        (f"/staff/people/employees/{TOO_BIG}", 404),
+        (f"/staff/people/clinicians/{TOO_BIG}/edit", 404),
+        (f"/staff/people/employees/{TOO_BIG}/end", 404),
+        ("/staff/people/employees/\uff11", 404),  # a full-width 1: no second address for record 1
+        (f"/staff/people/employees?page={TOO_BIG}", 200),
+        (f"/staff/audit?before={TOO_BIG}", 200),
+        (f"/staff/audit?before=-{TOO_BIG}", 200),
+        (f"/staff/reports/recoveries?after_id={TOO_BIG}", 200),
+        (f"/staff/reports/recoveries?after_id={SUPERSCRIPT_TWO}", 200),
+    ],
+)
+def test_a_hand_edited_number_in_a_link_is_not_a_server_error(
+    app: Flask, accounts: dict[str, SeedAccount], path: str, status: int
+) -> None:
+    """A curious admin edits the number in a record's address, a page number or a paging cursor:
+    a number too long for the database, or a character that only looks like a digit. The answer
+    is the one for a record that does not exist, or the list from its start, never the 500 page
+    ("something went wrong on our side, wait a minute") with an error in the log."""
+    admin = agent(app, accounts["normal"], "super-admin", None)
+    assert admin.get(path).status_code == status
+
+
+@pytest.mark.parametrize("action", ["reactivate", "setup-link", "end"])
+def test_a_button_posted_to_a_record_number_past_the_database_is_no_such_record(
+    app: Flask, accounts: dict[str, SeedAccount], action: str
+) -> None:
+    """The same with a record's buttons, posted by hand with a valid form: nothing to act on, said as such."""
+    admin = agent(app, accounts["normal"], "super-admin", None)
+    token = csrf_token(admin.get("/staff/people/employees").get_data(as_text=True))
+    answer = admin.post(f"/staff/people/employees/{TOO_BIG}/{action}", {"csrf_token": token, "version": "1"})
+    assert answer.status_code == 404
