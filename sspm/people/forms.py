@@ -163,6 +163,20 @@ class RecordForm(FlaskForm):
     #: The field a refusal from the service is about (``Result.field``), for sspm.web.pages.
     located: str | None = None
 
+    def validate_family_name(self, field: Field) -> None:
+        """The directory keeps the full name too (cn, displayName), under the same bound as each name."""
+        given, family = self.given_name.data or "", field.data or ""
+        if self.given_name.errors or field.errors:
+            return  # each name's own sentence says it first
+        if len(f"{given} {family}") > MAX_NAME:
+            raise ValidationError(
+                _l(
+                    "With the given name, this makes a full name longer than %(max)d characters, the most the "
+                    "directory keeps. Shorten one of them, for example to the names the person uses every day.",
+                    max=MAX_NAME,
+                )
+            )
+
     def validate_end_date(self, field: Field) -> None:
         start = self.start_date.data
         if field.data and isinstance(start, date) and field.data < start:

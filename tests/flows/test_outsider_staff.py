@@ -9,15 +9,18 @@ itself is tested in test_staff_signin.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
 
-from lab import SeedAccount, Slapd
+from lab import Pki, SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
 from lab.seed import ST_MARY
+from tests.flows.test_console_roles import start_staff_slapd
 from tests.flows.test_helpdesk import agent, with_probe
+from tests.flows.test_people import ADMIN, all_records, employee, submit, text_in_french
 from tests.flows.test_realms import staff_handle, staff_key
 from tests.support.flows import (
     NEW_PASSWORD,
@@ -32,6 +35,12 @@ from tests.support.flows import (
 
 #: These stories write to SSPM's store: they run on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.both_databases
+
+
+@pytest.fixture
+def slapd(tmp_path: Path, pki: Pki) -> Iterator[Slapd]:
+    """The lab's directory with its staff accounts and the place new people's accounts go."""
+    yield from start_staff_slapd(tmp_path, pki)
 
 
 @pytest.fixture
@@ -123,3 +132,38 @@ def test_a_button_posted_to_a_record_number_past_the_database_is_no_such_record(
     token = csrf_token(admin.get("/staff/people/employees").get_data(as_text=True))
     answer = admin.post(f"/staff/people/employees/{TOO_BIG}/{action}", {"csrf_token": token, "version": "1"})
     assert answer.status_code == 404
+
+
+# -- a person's full name ----------------------------------------------------------------------------------
+
+#: 30 and 41 characters: each name fits the directory's 64, the full name (72) does not.
+GIVEN, FAMILY = "Maria Guadalupe de los Ángeles", "Fernández-Rodríguez de la Torre y Mendoza"
+#: The sentence as the catalogue holds it, and as the page says it.
+FULL_NAME_TOO_LONG_MSGID = (
+    "With the given name, this makes a full name longer than %(max)d characters, the most the directory keeps. "
+    "Shorten one of them, for example to the names the person uses every day."
+)
+FULL_NAME_TOO_LONG = FULL_NAME_TOO_LONG_MSGID % {"max": 64}
+
+
+def test_a_full_name_too_long_for_the_directory_is_said_at_the_names_not_as_unusual_characters(
+    app: Flask, slapd: Slapd
+) -> None:
+    """An admin adds a new employee whose given and family names each fit the form's 64 characters,
+    but whose full name (the directory's cn and displayName, also capped at 64) does not. The page
+    said the directory refused the details and to check the names "for unusual characters", which
+    they do not have; it must say what is wrong, at the family name, in the page's language, and
+    create nothing."""
+    admin = agent(app, ADMIN, "admin", ST_MARY)
+    fields = employee(given_name=GIVEN, family_name=FAMILY, manager="")
+    refused = submit(admin, "/staff/people/employees/new", fields)
+    assert refused.status_code == 422
+    body = refused.get_data(as_text=True)
+    assert FULL_NAME_TOO_LONG in body
+    assert 'id="family_name"' in body and 'aria-invalid="true"' in body
+    assert all_records(app) == []
+    french = submit(admin, "/staff/people/employees/new?lang=fr", fields)
+    assert text_in_french(app, FULL_NAME_TOO_LONG_MSGID) % {"max": 64} in french.get_data(as_text=True)
+
+    fits = submit(admin, "/staff/people/employees/new", employee(given_name="Maria", family_name=FAMILY, manager=""))
+    assert fits.status_code == 303, "a full name of 64 or fewer is made as it is"
