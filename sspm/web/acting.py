@@ -12,12 +12,16 @@ principal (sspm.web.auth), which itself reads the services from there.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask_babel import get_locale
 
 from sspm.infra.state import StateUnavailable
-from sspm.policy.actor import Actor
+from sspm.policy.actor import Actor, ActorKind
+from sspm.policy.roles import highest_role
 from sspm.web.auth import actor_for, current_principal
 from sspm.web.routing import client_ip
+from sspm.web.staff import signed_in_staff
 
 
 def acting() -> Actor:
@@ -31,4 +35,11 @@ def acting() -> Actor:
         principal = current_principal()
     except StateUnavailable:
         principal = None
-    return actor_for(principal, client_ip(), str(get_locale()))
+    actor = actor_for(principal, client_ip(), str(get_locale()))
+    member = signed_in_staff() if actor.kind is ActorKind.STAFF else None
+    if member is not None:
+        # The session remembers the role it was signed in with; grants change under it (a demotion, a
+        # new organization), and the trail names the role held when acting, as the store has it now.
+        top = highest_role(member.grants)
+        actor = replace(actor, role=top.value if top else "", organizations=tuple(sorted(member.grants.organizations)))
+    return actor

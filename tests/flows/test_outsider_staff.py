@@ -18,10 +18,12 @@ from flask import Flask
 from lab import Pki, SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
 from lab.seed import ST_MARY
+from sspm.account import staff
 from tests.flows.test_console_roles import start_staff_slapd
-from tests.flows.test_helpdesk import agent, with_probe
+from tests.flows.test_helpdesk import OPERATOR, agent, rows, with_probe
 from tests.flows.test_people import ADMIN, all_records, employee, submit, text_in_french
 from tests.flows.test_realms import staff_handle, staff_key
+from tests.support import services_of
 from tests.support.flows import (
     NEW_PASSWORD,
     AppFactory,
@@ -167,3 +169,26 @@ def test_a_full_name_too_long_for_the_directory_is_said_at_the_names_not_as_unus
 
     fits = submit(admin, "/staff/people/employees/new", employee(given_name="Maria", family_name=FAMILY, manager=""))
     assert fits.status_code == 303, "a full name of 64 or fewer is made as it is"
+
+
+# -- the role the trail names ----------------------------------------------------------------------------------
+
+
+def test_the_trail_names_the_role_a_staff_member_holds_when_they_act_not_the_one_they_signed_in_with(
+    app: Flask, accounts: dict[str, SeedAccount]
+) -> None:
+    """John signs in to the console as st-mary's Admin. While he is signed in, a Super Admin demotes
+    him to Helpdesk. What he may do follows at once (grants are read on every request); the audit
+    trail must follow too: his next search is a Helpdesk agent's, and a row saying an Admin did it
+    would mislead whoever reads the trail (or its export) later."""
+    john = accounts["normal"]
+    desk = agent(app, john, "admin", ST_MARY)
+    the = services_of(app)
+    account = the.directory.find_account(john.uid)
+    assert account is not None
+    assert staff.revoke(the.store, OPERATOR, account=account, role="admin", organization=ST_MARY).value == "revoked"
+    assert staff.grant(the.store, OPERATOR, account=account, role="helpdesk", organization=ST_MARY).value == "granted"
+
+    assert desk.get("/staff/helpdesk?q=klee").status_code == 200
+    (searched,) = rows(app, "helpdesk_search")
+    assert searched.actor_role == "helpdesk"
