@@ -6,7 +6,10 @@ on the canonical login (sspm.logins), so ``ｊｓｍｉｔｈ``, ``JSMITH`` and
 ``jsmith@partners.example`` are one name, and it is ONE bucket for every
 form that checks a password or proves who a user is (sign-in, change,
 re-confirming the password at enrollment, Forgot Password, Unlock Account):
-moving to another form, or to the phone entry, starts no new count.
+moving to another form, or to the phone entry, starts no new count. Those
+same forms share one per-address bucket too: someone trying one password
+on many names gets SSPM_LIMIT_PER_IP tries from an address in all, not that
+many on each form.
 
 Reset emails have stricter limits of their own: per address, per canonical
 login, and, once the directory has named the account, per account id
@@ -64,9 +67,18 @@ View = Callable[..., Any]
 
 #: The one bucket every password-checking form shares (Flask-Limiter's shared scope).
 NAME_SCOPE = "login"
+#: The one per-address bucket of the same forms.
+ADDRESS_SCOPE = "ip-login"
 EMAIL_NAME_SCOPE = "email-login"
 #: What each limit counts, in /metrics' words (sspm.infra.metrics.LIMIT_SCOPES), by its scope here.
-COUNTED_BY = {"ip": "ip", "ip-pages": "ip", NAME_SCOPE: "account", "email-ip": "email", EMAIL_NAME_SCOPE: "email"}
+COUNTED_BY = {
+    "ip": "ip",
+    "ip-pages": "ip",
+    ADDRESS_SCOPE: "ip",
+    NAME_SCOPE: "account",
+    "email-ip": "email",
+    EMAIL_NAME_SCOPE: "email",
+}
 
 
 def counted_by(error: Exception) -> str:
@@ -126,16 +138,21 @@ def page_loads(view: View) -> View:
     return limiter.limit(_page_loads_per_ip, methods=["GET"], scope="ip-pages")(view)
 
 
+def _per_ip_shared(view: View) -> View:
+    # The one bucket per address of every guarded form, as NAME_SCOPE is per name.
+    return limiter.shared_limit(_per_ip, scope=ADDRESS_SCOPE, methods=["POST"])(view)
+
+
 def guarded(view: View) -> View:
-    """Limit a view's POSTs per client address and per typed login (the shared bucket)."""
+    """Limit a view's POSTs per client address and per typed login (both buckets shared by every guarded form)."""
     name = limiter.shared_limit(_per_account, scope=NAME_SCOPE, key_func=_typed_key, methods=["POST"])
-    return name(per_ip(view))
+    return name(_per_ip_shared(view))
 
 
 def guarded_signed_in(view: View) -> View:
     """Like :func:`guarded`, for a form of a signed-in user that asks for the password but not the name."""
     name = limiter.shared_limit(_per_account, scope=NAME_SCOPE, key_func=_signed_in_key, methods=["POST"])
-    return name(per_ip(view))
+    return name(_per_ip_shared(view))
 
 
 def _email_per_ip() -> str:

@@ -13,16 +13,26 @@ from collections.abc import Sequence
 import pytest
 from flask import Flask
 
-from lab import SeedAccount
+from connectors.directory import Outcome
+from lab import SeedAccount, Slapd
 from sspm.policy.questions import AnswerHasher
 from tests.support import services_of
 from tests.support.flows import (
+    NEW_PASSWORD,
+    AppFactory,
     Visitor,
     answer_fields,
     audit_rows,
+    reason_in,
+    says,
     seed_enrolled,
+    sign_in,
     start,
+    verdict,
 )
+
+#: A password someone sprays across many names, hoping one of them uses it.
+SPRAYED = "Summer-Holiday-2026"
 
 
 class AnswersJudgedTogether:
@@ -82,3 +92,29 @@ def test_answers_sent_all_at_once_get_no_more_tries_than_the_failure_limit(
     assert statuses == [422] * racers
     judged = [row.outcome for row in audit_rows(app) if row.subject == john.uid and row.action == "forgot_answers"]
     assert sorted(judged) == sorted(["wrong_or_not_enrolled"] * limit + ["paused"] * (racers - limit))
+
+
+def test_guesses_spread_over_sign_in_and_change_share_one_per_address_limit(
+    build_app: AppFactory, slapd: Slapd, accounts: dict[str, SeedAccount]
+) -> None:
+    """Someone trying one password on many names cannot double the per-address limit by using two forms.
+
+    Sign in and Change Password both tell whether a password is right.
+    Were each counted apart, one address would get SSPM_LIMIT_PER_IP guesses
+    on each of them (and on the phone entry's, which are the same pages):
+    moving to another form must start no new count, for an address as for
+    a name.
+    """
+    app = build_app(slapd, SSPM_LIMIT_PER_IP="4 per minute")
+    sprayer = Visitor(app)
+    laura = accounts["other"]
+    assert sign_in(sprayer, "jsmith", SPRAYED).status_code == 422
+    assert sign_in(sprayer, "nobody-1", SPRAYED, entry="/m").status_code == 422
+    assert sprayer.change_password("klee", SPRAYED, NEW_PASSWORD).status_code == 422
+    assert sprayer.change_password("nobody-2", SPRAYED, NEW_PASSWORD, entry="/m/change").status_code == 422
+
+    fifth = sprayer.change_password(laura.uid, laura.password, NEW_PASSWORD)
+
+    assert fifth.status_code == 429
+    assert says(fifth, reason_in(app, "rate_limited"))
+    assert verdict(services_of(app).directory, laura.uid, laura.password) is Outcome.OK
