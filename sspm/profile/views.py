@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -28,7 +28,7 @@ from sspm.profile.forms import CodeForm, ConfirmForm, ConfirmWithPasswordForm, E
 from sspm.web.acting import acting
 from sspm.web.auth import STAFF_PATH, SignedIn, current_principal, current_user, realm_of_request
 from sspm.web.context import services
-from sspm.web.limits import NAME_SCOPE, limiter, name_key, per_ip
+from sspm.web.limits import guarded_as, name_key, per_ip
 from sspm.web.messages import lra_contact, reason_text
 from sspm.web.pages import explain, status_for
 from sspm.web.routing import View, link, page
@@ -57,10 +57,6 @@ def both(path: str, name: str, **options: Any) -> Callable[[View], View]:
 # -- limits ------------------------------------------------------------------------------------
 
 
-def _per_account() -> str:
-    return str(current_app.config["SSPM_SETTINGS"].limit_per_account)
-
-
 def _name_key() -> str:
     """The one per-name bucket sign-in and change count in, for whoever types a password here."""
     principal = current_principal()
@@ -74,10 +70,8 @@ def _name_key() -> str:
     return name_key(username) if username else "name:nobody"
 
 
-def guarded(view: View) -> View:
-    """POSTs limited per address, and per account name in the bucket every password form shares."""
-    name = limiter.shared_limit(_per_account, scope=NAME_SCOPE, key_func=_name_key, methods=["POST"])
-    return name(per_ip(view))
+#: POSTs limited per address and per account name, in the buckets every password form shares.
+guarded = guarded_as(_name_key)
 
 
 # -- who -----------------------------------------------------------------------------------------

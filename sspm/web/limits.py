@@ -143,16 +143,28 @@ def _per_ip_shared(view: View) -> View:
     return limiter.shared_limit(_per_ip, scope=ADDRESS_SCOPE, methods=["POST"])(view)
 
 
+def guarded_as(key_func: Callable[[], str]) -> Callable[[View], View]:
+    """Limit a view's POSTs per client address and per login, in the buckets every guarded form shares.
+
+    ``key_func`` gives the :func:`name_key` of the login the form is about,
+    for a form that does not ask for it by a ``username`` field.
+    """
+
+    def guard(view: View) -> View:
+        name = limiter.shared_limit(_per_account, scope=NAME_SCOPE, key_func=key_func, methods=["POST"])
+        return name(_per_ip_shared(view))
+
+    return guard
+
+
 def guarded(view: View) -> View:
     """Limit a view's POSTs per client address and per typed login (both buckets shared by every guarded form)."""
-    name = limiter.shared_limit(_per_account, scope=NAME_SCOPE, key_func=_typed_key, methods=["POST"])
-    return name(_per_ip_shared(view))
+    return guarded_as(_typed_key)(view)
 
 
 def guarded_signed_in(view: View) -> View:
     """Like :func:`guarded`, for a form of a signed-in user that asks for the password but not the name."""
-    name = limiter.shared_limit(_per_account, scope=NAME_SCOPE, key_func=_signed_in_key, methods=["POST"])
-    return name(_per_ip_shared(view))
+    return guarded_as(_signed_in_key)(view)
 
 
 def _email_per_ip() -> str:
