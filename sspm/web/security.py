@@ -7,7 +7,7 @@ screen (and testable as one list).
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, abort, current_app, request
 
 CSP = "; ".join(
     [
@@ -46,5 +46,18 @@ def _harden(response: Response) -> Response:
     return response
 
 
+def _forms_only() -> None:
+    """Refuse a JSON body (415): every form here is an HTML form.
+
+    Flask-WTF reads a JSON body as the form when there is no form body, but
+    nothing else does: the limits count the name a form body carries (a
+    JSON one was counted against no one's), and the fields expect strings
+    (a number or a list there was a crash).
+    """
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.is_json:
+        abort(415)
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(_forms_only)
     app.after_request(_harden)

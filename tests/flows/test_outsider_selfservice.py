@@ -18,11 +18,13 @@ from lab import SeedAccount, Slapd
 from sspm.policy.questions import AnswerHasher
 from tests.support import services_of
 from tests.support.flows import (
+    HTTPS_BASE_URL,
     NEW_PASSWORD,
     AppFactory,
     Visitor,
     answer_fields,
     audit_rows,
+    csrf_token,
     reason_in,
     says,
     seed_enrolled,
@@ -118,3 +120,39 @@ def test_guesses_spread_over_sign_in_and_change_share_one_per_address_limit(
     assert fifth.status_code == 429
     assert says(fifth, reason_in(app, "rate_limited"))
     assert verdict(services_of(app).directory, laura.uid, laura.password) is Outcome.OK
+
+
+def send_as_json(visitor: Visitor, path: str, body: object) -> int:
+    """Send ``body`` as JSON to a form's address, with the page's CSRF token in the header a script would use."""
+    token = csrf_token(visitor.get(path).get_data(as_text=True))
+    headers = {"X-CSRFToken": token, "Referer": HTTPS_BASE_URL + path}
+    return visitor.client.post(path, json=body, headers=headers, base_url=HTTPS_BASE_URL).status_code
+
+
+def test_a_form_sent_as_json_is_refused_so_the_per_name_limit_cannot_be_stepped_around(
+    build_app: AppFactory, slapd: Slapd, accounts: dict[str, SeedAccount]
+) -> None:
+    """Past John's per-name limit, the same sign-in sent as JSON is not checked either.
+
+    Flask-WTF reads a JSON body as the form when there is no form body, but
+    the limits count the name a form body carries: a JSON body was counted
+    against no one's name (all of them in one bucket, the empty name's), so
+    it was a second budget of guesses at John's password. Every form here is
+    an HTML form: JSON is refused before anything is checked.
+    """
+    app = build_app(slapd, SSPM_LIMIT_PER_ACCOUNT="2 per 30 minutes")
+    guesser = Visitor(app)
+    john = accounts["normal"]
+    for guess in ("Wrong-Guess-1", "Wrong-Guess-2"):
+        assert sign_in(guesser, john.uid, guess).status_code == 422
+    assert sign_in(guesser, john.uid, john.password).status_code == 429
+
+    assert send_as_json(guesser, "/signin", {"username": john.uid, "password": john.password}) == 415
+    assert send_as_json(guesser, "/m/change", {"username": john.uid, "current": john.password}) == 415
+    assert not [row for row in audit_rows(app) if row.subject == john.uid and row.outcome == "ok"]
+
+
+@pytest.mark.parametrize("body", [[1, 2], "a string", {"username": 5, "password": "x"}, {"username": {"a": 1}}])
+def test_a_json_body_of_any_shape_gets_the_form_error_page_not_a_crash(visitor: Visitor, body: object) -> None:
+    """Odd JSON sent to a form is refused like any other bad request, never a 500 logged as a crash."""
+    assert send_as_json(visitor, "/signin", body) == 415
