@@ -47,14 +47,15 @@ def _harden(response: Response) -> Response:
 
 
 def _forms_only() -> None:
-    """Refuse a JSON body (415): every form here is an HTML form.
+    """Refuse a JSON body or an uploaded file (415): every form here is an HTML form of text fields.
 
-    Flask-WTF reads a JSON body as the form when there is no form body, but
-    nothing else does: the limits count the name a form body carries (a
-    JSON one was counted against no one's), and the fields expect strings
-    (a number or a list there was a crash).
+    Flask-WTF reads a JSON body as the form when there is no form body, and
+    a file before a field of the same name, but nothing else does: the
+    limits count the name a form body carries (a JSON one was counted
+    against no one's), and the fields expect strings (a number, a list or a
+    file there was a crash).
     """
-    if request.method not in ("GET", "HEAD", "OPTIONS") and request.is_json:
+    if request.method not in ("GET", "HEAD", "OPTIONS") and (request.is_json or request.files):
         abort(415)
 
 

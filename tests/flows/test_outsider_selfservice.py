@@ -7,6 +7,7 @@ to someone who sends many at once or spreads them over several pages.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Sequence
 
@@ -156,3 +157,13 @@ def test_a_form_sent_as_json_is_refused_so_the_per_name_limit_cannot_be_stepped_
 def test_a_json_body_of_any_shape_gets_the_form_error_page_not_a_crash(visitor: Visitor, body: object) -> None:
     """Odd JSON sent to a form is refused like any other bad request, never a 500 logged as a crash."""
     assert send_as_json(visitor, "/signin", body) == 415
+
+
+def test_a_user_name_sent_as_a_file_gets_the_form_error_page_not_a_crash(visitor: Visitor) -> None:
+    """A form field sent as an uploaded file (Flask-WTF reads files first) is refused, never a 500."""
+    token = csrf_token(visitor.get("/signin").get_data(as_text=True))
+    fields = {"csrf_token": token, "password": "Wrong-Guess-1", "username": (io.BytesIO(b"jsmith"), "name.txt")}
+    sent = visitor.client.post(
+        "/signin", data=fields, headers={"Referer": HTTPS_BASE_URL + "/signin"}, base_url=HTTPS_BASE_URL
+    )
+    assert sent.status_code == 415
