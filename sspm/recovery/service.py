@@ -309,9 +309,15 @@ def reset(
         problem = first_problem(new, confirm, "", rules, account)
         if problem is not None:
             return problem
-        outcome = directory.reset_password(account, new, must_change=False)
     except DirectoryError as exc:
         return reasons.directory_failed(exc, "reset a password after the questions")
+    try:
+        outcome = directory.reset_password(account, new, must_change=False)
+    except DirectoryError as exc:
+        # The pass is kept: if the password was not set, the form works again.
+        reason = reasons.directory_failed(exc, "reset a password after the questions", setting_password=True)
+        audit.record(store, audit.Action.FORGOT_RESET, reason.value, actor=actor, account=account)
+        return reason
     if outcome is not Outcome.OK:
         audit.record(store, audit.Action.FORGOT_RESET, outcome.value, actor=actor, account=account)
         return reasons.of(outcome)

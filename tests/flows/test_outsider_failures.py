@@ -24,6 +24,7 @@ from flask import Flask
 from connectors.directory import Directory, DirectoryUnavailable, Outcome
 from connectors.openldap import OpenLdapDirectory
 from lab import SeedAccount, Slapd
+from lab.enrollment import DEMO_ANSWERS
 from tests.flows.test_change_password import SUCCESS_TITLE
 from tests.flows.test_email import (
     EMAIL_ENV,
@@ -37,7 +38,17 @@ from tests.flows.test_email import (
 from tests.flows.test_frozen_directory import wait_until
 from tests.flows.test_redis_failover import SECOND_PASSWORD
 from tests.support import Backing, services_of
-from tests.support.flows import NEW_PASSWORD, AppFactory, Visitor, reason_in, says, text_in
+from tests.support.flows import (
+    NEW_PASSWORD,
+    AppFactory,
+    Visitor,
+    reason_in,
+    recover,
+    says,
+    seed_enrolled,
+    set_new_password,
+    text_in,
+)
 
 
 @contextmanager
@@ -187,3 +198,37 @@ def test_a_reset_link_used_while_the_directory_froze_works_again_unless_the_pass
     else:
         assert again.status_code == 303, again.status
         assert verdict(directory, john.uid, SECOND_PASSWORD) is Outcome.OK
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_forgot_password_by_the_questions_on_a_directory_that_froze_as_the_password_reached_it(
+    build_app: AppFactory,
+    slapd: Slapd,
+    directory: Directory,
+    accounts: dict[str, SeedAccount],
+    monkeypatch: pytest.MonkeyPatch,
+    lang: str,
+) -> None:
+    """The answers were right, the new password was sent, the directory froze and took it when it woke.
+
+    As with Change Password: never "nothing was changed", the page says it
+    cannot tell and to try the new password, and the trail says unconfirmed.
+    """
+    app = build_app(slapd, LDAP_TIMEOUT="1", LDAP_RETRY_AFTER="1")
+    john = accounts["normal"]
+    seed_enrolled(app, john)
+    visitor = Visitor(app)
+    visitor.get(f"/?lang={lang}")
+    assert recover(visitor, "forgot", john.uid, DEMO_ANSWERS).status_code == 303
+    freeze_when_called(monkeypatch, slapd, "_modify_password_as")
+    try:
+        answer = set_new_password(visitor, NEW_PASSWORD)
+    finally:
+        slapd.process.send_signal(signal.SIGCONT)
+
+    assert answer.status_code == 503, answer.status
+    assert says(answer, reason_in(app, "unconfirmed", lang))
+    assert not says(answer, reason_in(app, "unavailable", lang)), "never 'nothing was changed'"
+    wait_until(lambda: answers(directory, john.uid, NEW_PASSWORD))
+    rows = [row.outcome for row in audit_rows(app, "forgot") if row.action == "forgot_reset"]
+    assert rows == ["unconfirmed"]
