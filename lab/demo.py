@@ -395,6 +395,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     data = _data(args.directory)
     data.mkdir(parents=True, exist_ok=True)
+    _compile_translations()
     with contextlib.ExitStack() as running:
         directory = _start_directory(args.directory)
         running.callback(directory.stop)
@@ -467,6 +468,15 @@ def main() -> int:
         except KeyboardInterrupt:
             return 0
     return 0  # not reached; mypy cannot tell, as an ExitStack may swallow exceptions
+
+
+def _compile_translations() -> None:
+    """As scripts/setup does: the compiled catalogues are git-ignored, and SSPM will not start without them.
+
+    So ``python -m lab.demo`` from a fresh clone (without scripts/demo) speaks French too.
+    """
+    pybabel = Path(sys.executable).with_name("pybabel")
+    subprocess.run([str(pybabel), "-q", "compile", "-d", str(ROOT / "sspm" / "translations")], check=True)
 
 
 @contextlib.contextmanager

@@ -166,6 +166,14 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     default_language = text("SSPM_DEFAULT_LANGUAGE")
     if default_language not in languages:
         raise ConfigError(f"SSPM_DEFAULT_LANGUAGE {default_language!r} is not in SSPM_LANGUAGES")
+    # The pages and emails are written in English; every other language is read from its
+    # compiled catalogue (git-ignored), without which it would be English labelled as that language.
+    for code in languages:
+        if code != "en" and not (ROOT / "sspm" / "translations" / code / "LC_MESSAGES" / "messages.mo").is_file():
+            raise ConfigError(
+                f"SSPM_LANGUAGES lists {code!r} but its translations are not compiled: "
+                "run scripts/setup (or .venv/bin/pybabel compile -d sspm/translations)"
+            )
 
     if text("DIRECTORY_KIND") not in KINDS:
         raise ConfigError(f"DIRECTORY_KIND must be one of {', '.join(KINDS)} (got {text('DIRECTORY_KIND')!r})")

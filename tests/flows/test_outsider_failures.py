@@ -25,6 +25,7 @@ from connectors.directory import Directory, DirectoryUnavailable, Outcome
 from connectors.openldap import OpenLdapDirectory
 from lab import SeedAccount, Slapd
 from lab.enrollment import DEMO_ANSWERS
+from sspm.infra.settings import ConfigError
 from tests.flows.test_change_password import SUCCESS_TITLE
 from tests.flows.test_email import (
     EMAIL_ENV,
@@ -37,7 +38,7 @@ from tests.flows.test_email import (
 )
 from tests.flows.test_frozen_directory import wait_until
 from tests.flows.test_redis_failover import SECOND_PASSWORD
-from tests.support import Backing, services_of
+from tests.support import Backing, services_of, settings_for
 from tests.support.flows import (
     NEW_PASSWORD,
     AppFactory,
@@ -232,3 +233,20 @@ def test_forgot_password_by_the_questions_on_a_directory_that_froze_as_the_passw
     wait_until(lambda: answers(directory, john.uid, NEW_PASSWORD))
     rows = [row.outcome for row in audit_rows(app, "forgot") if row.action == "forgot_reset"]
     assert rows == ["unconfirmed"]
+
+
+def test_a_language_without_its_compiled_translations_stops_the_start_with_one_line(slapd: Slapd) -> None:
+    """The catalogue SSPM reads is the compiled one (messages.mo, git-ignored, made by scripts/setup).
+
+    A demo started with ``python -m lab.demo`` from a fresh clone (skipping
+    scripts/setup) served every "French" page and email in English, marked
+    lang="fr", so a screen reader read English with a French voice. A listed
+    language SSPM cannot speak is a wrong setting like any other.
+    """
+    with pytest.raises(ConfigError) as refused:
+        settings_for(slapd, SSPM_LANGUAGES="en,fr,de")
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "SSPM_LANGUAGES" in message and "'de'" in message and "pybabel compile" in message
+    assert settings_for(slapd, SSPM_LANGUAGES="en,fr").languages == ("en", "fr")
