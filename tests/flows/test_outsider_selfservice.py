@@ -1,8 +1,9 @@
 """What an outsider found by trying the self-service pages the way an attacker would.
 
 Each story here is a gap that was shown against a running demo first: the
-pages answered as they should to every single request, and gave way only
-to someone who sends many at once or spreads them over several pages.
+pages answered as they should to every ordinary request, and gave way only
+to someone who sends many at once, spreads them over several pages, or
+sends a form in a shape no browser sends it.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ SPRAYED = "Summer-Holiday-2026"
 
 
 class AnswersJudgedTogether:
-    """The app's own answer checks, each held until every racer has reached its own.
+    """The app's own answer checks, each held once done until every racer's is done.
 
-    So the answers sent at once are judged at once, as they are when a
-    guesser fires them from many browsers in the same instant: whatever
-    the service decides before it judges has been decided for all of them.
+    So the answers sent at once leave their checks at once, as they do when
+    a guesser fires them from many browsers in the same instant: nothing
+    any of them counts afterwards is seen by the others before they decide.
     """
 
     def __init__(self, hasher: AnswerHasher, racers: int) -> None:
