@@ -10,7 +10,10 @@ nothing the second time.
   after that, an expired and an unknown link read the same.
 - Email events go after SSPM_EMAIL_EVENT_RETENTION_DAYS: an event stops the
   same email going twice (a retry, a reminder per threshold), which matters
-  for days, not years.
+  for days, not years. An expiry reminder's event stays, whatever that
+  says, as long as its reminder can still be due (the largest of
+  SSPM_REMINDER_DAYS, and a day for a table synced late): without it, the
+  next reminders run would send the same reminder again.
 - Job runs (the Jobs page) go after SSPM_JOB_RUN_RETENTION_DAYS.
 
 The audit trail is not purged here: its rows are chained, and leave only
@@ -19,11 +22,13 @@ through ``python -m sspm audit archive`` (sspm.account.audit).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, delete
+from sqlalchemy import CursorResult, delete, or_
 
+from sspm.account import reminders
 from sspm.infra import jobs
 from sspm.infra.services import Services
 from sspm.infra.store import EmailEvent, JobRun, ResetToken, Store, utcnow
@@ -42,12 +47,23 @@ class Purged:
         return f"purged {self.tokens} tokens, {self.email_events} email events, {self.job_runs} job runs"
 
 
-def purge(store: Store, *, now: datetime, email_event_days: int, job_run_days: int) -> Purged:
-    """Delete the tokens past their lifetime and the events and runs older than their retention at ``now``."""
+def purge(
+    store: Store, *, now: datetime, email_event_days: int, job_run_days: int, reminder_days: Sequence[int]
+) -> Purged:
+    """Delete the tokens past their lifetime and the events and runs older than their retention at ``now``.
+
+    A reminder for a threshold of N days is due at most N days after it was
+    first sent (the password has expired by then), so its event is kept
+    at least the largest of ``reminder_days``, plus a day.
+    """
+    reminder_kept = timedelta(days=max(reminder_days, default=0) + 1)
     with store.session() as session:
         tokens = session.execute(delete(ResetToken).where(ResetToken.expires_at < now))
         events = session.execute(
-            delete(EmailEvent).where(EmailEvent.claimed_at < now - timedelta(days=email_event_days))
+            delete(EmailEvent).where(
+                EmailEvent.claimed_at < now - timedelta(days=email_event_days),
+                or_(EmailEvent.kind != reminders.KIND, EmailEvent.claimed_at < now - reminder_kept),
+            )
         )
         runs = session.execute(delete(JobRun).where(JobRun.started_at < now - timedelta(days=job_run_days)))
         return Purged(_count(tokens), _count(events), _count(runs))
@@ -66,5 +82,6 @@ def clean_up(services: Services) -> str:
             now=utcnow(),
             email_event_days=settings.email_event_retention_days,
             job_run_days=settings.job_run_retention_days,
+            reminder_days=settings.reminder_days,
         )
     )
