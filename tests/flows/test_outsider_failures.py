@@ -1,12 +1,16 @@
-"""What a user is told when one of SSPM's own systems fails after the directory has acted.
+"""What a user is told when something SSPM relies on fails around the moment the directory acts.
 
-Found by breaking a running demo from the outside: with SSPM's SQLite
+Found by breaking a running demo from the outside. With SSPM's SQLite
 database locked by another process (a backup tool, a stuck job, an
-operator's ``sqlite3`` shell), Change Password changed the password in
-the directory and then answered 500 "Nothing was changed". The user,
-believing it, tried the old password again and was refused. The
-directory's word is the truth the page must tell; a record SSPM could not
-write is the operator's to hear about (logged as an error), not the user's.
+operator's ``sqlite3`` shell), Change Password changed the password in the
+directory and then answered 500 "Nothing was changed". With slapd frozen
+just as the new password reached it (Change Password, an emailed link,
+the security questions), the request timed out and the page said "nothing
+was changed, try again", yet slapd set the password when it woke. Either
+way the user went back to a password that no longer worked. The
+directory's word is the truth the page must tell, and when there is none,
+the page says it cannot tell. And a language SSPM cannot speak (its
+catalogue never compiled) was served as English labelled French.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from tests.support.flows import (
 
 @contextmanager
 def database_locked(backing: Backing) -> Iterator[None]:
-    """Another process's connection holds SQLite's write lock (readers still read, as under WAL)."""
+    """A connection of its own (as another process's) holds SQLite's write lock; readers still read, under WAL."""
     holder = sqlite3.connect(backing.database_url.removeprefix("sqlite:///"), isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
