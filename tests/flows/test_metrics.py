@@ -359,6 +359,7 @@ def test_under_gunicorn_the_counts_of_every_process_of_the_host_add_up(
 ) -> None:
     multiproc = tmp_path / "metrics"
     multiproc.mkdir()
+    (tmp_path / "home").mkdir()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     app_prefixes = ("SSPM_", "LDAP_", "DIRECTORY_KIND", "PROMETHEUS_")
@@ -374,7 +375,9 @@ def test_under_gunicorn_the_counts_of_every_process_of_the_host_add_up(
         ),
         PROMETHEUS_MULTIPROC_DIR=str(multiproc),
         PYTHONPATH=str(ROOT),
+        HOME=str(tmp_path / "home"),  # where gunicorn would put its control socket
     )
+    environ.pop("XDG_RUNTIME_DIR", None)
     here = build_app(slapd)  # to queue an email as the app would, into the same Redis
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:sspm.gunicorn_conf", "--preload"]
     gunicorn += ["-w", "2", "--threads", "2", "-b", f"127.0.0.1:{port}", "sspm.wsgi:app"]
@@ -412,6 +415,8 @@ def test_under_gunicorn_the_counts_of_every_process_of_the_host_add_up(
         later = parsed(read(base + "/metrics"))
         assert grew(before, later, "sspm_requests_total", page="health.alive", status="200") >= healthy + 1
         assert web.poll() is None and worker.poll() is None
+    # No control socket: nothing in gunicorn's default place for it.
+    assert not (tmp_path / "home" / ".gunicorn").exists()
 
 
 def read(url: str) -> str:
