@@ -28,12 +28,15 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import math
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.directory import Account, DirectoryError
 from sspm.account import audit, sessions, staff
@@ -48,6 +51,25 @@ from sspm.policy import logins, organizations
 from sspm.policy.actor import Actor
 from sspm.policy.realm import Realm
 from sspm.policy.roles import BadGrant, Role
+
+#: The scheduler's longest tick: an entry is queued at most this late into its slot (the shortest is minutes).
+LONGEST_TICK = 60.0
+
+
+def _tick(text: str) -> float:
+    """A tick in seconds, above 0 and at most LONGEST_TICK.
+
+    0 or less made the loop spin a CPU, NaN and infinity ended it with a
+    traceback at its first tick, and a tick longer than an entry's period
+    skips that entry's runs.
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= LONGEST_TICK:  # NaN fails every comparison
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most {LONGEST_TICK:g}")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     archived.add_argument("files", type=Path, nargs="+", help="the archive files, in the order they were made")
     scheduler = commands.add_parser("scheduler", help="queue the scheduled jobs when they fall due")
-    scheduler.add_argument("--tick", type=float, default=schedule.TICK_SECONDS, help="seconds between looks")
+    scheduler.add_argument(
+        "--tick", type=_tick, default=schedule.TICK_SECONDS, help=f"seconds between looks (at most {LONGEST_TICK:g})"
+    )
     staff_parser = commands.add_parser("staff", help="staff roles: grant, revoke, list")
     staff_commands = staff_parser.add_subparsers(dest="staff_command", required=True)
     for name, says in (("grant", "give a directory account a staff role"), ("revoke", "take a staff role away")):
@@ -114,8 +138,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DirectoryError, StateUnavailable) as exc:
         print(f"sspm: cannot start: {exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:
+        print(
+            f"sspm: cannot start: the database (SSPM_DATABASE_URL) cannot be used: {_first_line(exc)}", file=sys.stderr
+        )
+        return 2
     print("sspm: configuration, directory, Redis and database OK")
     return 0
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    """What the database's driver said (never the URL and its password), without SQLAlchemy's link to its FAQ."""
+    said = str(getattr(exc, "orig", None) or exc).strip()
+    return said.splitlines()[0] if said else type(exc).__name__
 
 
 def staff_command(arguments: argparse.Namespace) -> int:
@@ -230,6 +265,9 @@ def archive_audit(settings: settings_module.Settings, before: date, into: Path) 
             )
         except audit.ArchiveRefused as exc:
             print(f"sspm: not archived: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:  # nothing was deleted: the rows go only once the file is on disk
+            print(f"sspm: not archived: {into} cannot be written: {exc.strerror or exc}", file=sys.stderr)
             return 1
     if done is None:
         print(f"sspm: no audit row before {before} to archive")

@@ -8,13 +8,99 @@ let them in again.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
 from lab import Slapd
+from lab.env import sspm_environ
+from lab.slapd import free_port
+from sspm.__main__ import build_parser
 from sspm.account import cleanup
+from sspm.infra.store import Store
+from tests.flows.test_check_command import PATIENCE, ROOT
+from tests.flows.test_cleanup_audit_archive import KEY, write
 from tests.flows.test_console_roles import account_of
 from tests.flows.test_email import EMAIL_ENV
 from tests.flows.test_reminders import queue_job, run_housekeeping, sync, to
 from tests.support import Backing
 from tests.support.flows import AppFactory
+
+
+def sspm(slapd: Slapd, backing: Backing, *args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+    """``python -m sspm ARGS`` as the operator types it, with the lab's settings (and ``overrides``)."""
+    environ = sspm_environ(
+        slapd, redis_url=backing.redis_url, database_url=backing.database_url, smtp_port=backing.smtp_port
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "sspm", *args],
+        cwd=ROOT,
+        env={**os.environ, **environ, "SSPM_SECRET_KEY": KEY, **overrides, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        check=False,
+    )
+
+
+def said_in_one_line(done: subprocess.CompletedProcess[str], code: int, starts: str) -> None:
+    assert "Traceback" not in done.stderr, done.stderr
+    assert (done.returncode, done.stderr.count("\n"), done.stderr[: len(starts)]) == (code, 1, starts), done.stderr
+
+
+# -- commands typed wrong, or run against something away ------------------------------------------
+
+
+@pytest.mark.parametrize("tick", ["0", "-1", "nan", "inf", "1e400", "61", "soon"])
+def test_a_scheduler_tick_that_would_spin_crash_or_skip_runs_is_refused_by_name(
+    tick: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scheduler --tick 0`` (or -1) spun a CPU core forever, NaN or inf died of a traceback at the first tick.
+
+    A tick longer than a minute is refused too: the incremental sync is
+    due every five minutes, and a scheduler looking less often than that
+    skips its runs without a word.
+    """
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["scheduler", "--tick", tick])
+    assert refused.value.code == 2
+    assert f"argument --tick: {tick!r} is not a number of seconds above 0 and at most 60" in capsys.readouterr().err
+    assert build_parser().parse_args(["scheduler", "--tick", "0.05"]).tick == 0.05
+
+
+def test_an_archive_into_a_folder_that_does_not_exist_is_refused_in_one_line_and_keeps_the_trail(
+    slapd: Slapd, backing: Backing, tmp_path: Path
+) -> None:
+    """A typo in the archive's path said FileNotFoundError in a traceback; the rows must stay, and say so."""
+    store = Store(backing.database_url)
+    write(store, 3)
+    store.close()
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    into = tmp_path / "no-such-folder" / "audit.jsonl"
+
+    done = sspm(slapd, backing, "audit", "archive", "--before", tomorrow, str(into))
+    said_in_one_line(done, 1, f"sspm: not archived: {into} cannot be written: No such file or directory")
+    checked = sspm(slapd, backing, "audit", "verify")
+    assert (checked.returncode, checked.stdout.strip()) == (
+        0,
+        "sspm: audit trail intact: 3 rows, each one chained to the one before",
+    )
+
+
+@pytest.mark.parametrize("command", [("check",), ("migrate",), ("audit", "verify"), ("staff", "list")], ids=" ".join)
+def test_a_database_that_does_not_answer_is_named_in_one_line(
+    slapd: Slapd, backing: Backing, command: tuple[str, ...]
+) -> None:
+    """PostgreSQL down (or a wrong port) gave every command a page of traceback instead of the one line
+    the README promises for what stops a start."""
+    away = f"postgresql+psycopg://sspm@127.0.0.1:{free_port()}/sspm"
+    done = sspm(slapd, backing, *command, SSPM_DATABASE_URL=away)
+    said_in_one_line(done, 2, "sspm: cannot start: the database (SSPM_DATABASE_URL) cannot be used: connection failed")
+
 
 # -- the clean-up and the reminders ---------------------------------------------------------------
 
