@@ -29,7 +29,11 @@ _PAGES: dict[int, tuple[LazyString, LazyString]] = {
     413: (_l("Too much data"), _l("What was sent is too large. Go back and try again.")),
     500: (
         _l("Something went wrong on our side"),
-        _l("Nothing was changed. Wait a minute and try again; if it keeps happening, contact your help desk."),
+        # Not "nothing was changed": an error can come after the directory took a new password.
+        _l(
+            "We could not finish this, and part of it may have been done: if you were setting a password, "
+            "try the new one first. Then wait a minute and try again; if it keeps happening, contact your help desk."
+        ),
     ),
 }
 

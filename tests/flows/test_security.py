@@ -13,6 +13,8 @@ from flask import Flask
 
 from connectors.directory import Directory, Outcome
 from lab import SeedAccount, Slapd
+from sspm.app import create_app
+from sspm.infra.settings import Settings
 from sspm.web.fields import MAX_USERNAME
 from tests.contract.test_directory import HOSTILE_LOGINS
 from tests.support import services_of
@@ -356,3 +358,43 @@ def test_a_post_larger_than_64_kib_is_refused_and_changes_nothing(
     assert page.status_code == 413
     assert "Traceback" not in page.get_data(as_text=True)
     assert verdict(directory, john.uid, john.password) is Outcome.OK
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_an_unexpected_error_shows_a_plain_page_that_never_claims_nothing_was_changed(
+    settings: Settings, lang: str
+) -> None:
+    """A bug can strike after the directory took a new password (it once did: a locked database).
+
+    So the page for an unexpected error must not say "nothing was changed":
+    the user would retry with the old password, be refused, and lock the
+    account. It says part of it may be done and to try the new password
+    first, in the user's language, and shows nothing of the error.
+    No real part fails on demand the way a bug does, so the test app gets
+    one page that raises.
+    """
+    app = create_app(settings)
+    secret = "secret-detail-0xC0FFEE"
+
+    def broken() -> str:
+        raise RuntimeError(secret)
+
+    app.add_url_rule("/broken", "broken", broken)
+    try:
+        page = app.test_client().get(f"/broken?lang={lang}", base_url=HTTPS_BASE_URL)
+    finally:
+        services_of(app).close()
+
+    body = page.get_data(as_text=True)
+    assert page.status_code == 500
+    assert says(page, text_in(app, "Something went wrong on our side", lang))
+    assert says(page, text_in(app, TRY_THE_NEW_ONE_FIRST, lang))
+    assert not says(page, text_in(app, "Nothing was changed", lang))
+    assert "nothing was changed" not in body.lower() and "rien n’a été modifié" not in body.lower()
+    assert secret not in body and "Traceback" not in body
+
+
+TRY_THE_NEW_ONE_FIRST = (
+    "We could not finish this, and part of it may have been done: if you were setting a password, "
+    "try the new one first. Then wait a minute and try again; if it keeps happening, contact your help desk."
+)
