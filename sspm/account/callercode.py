@@ -11,9 +11,10 @@ request leaves a *request* in Redis (who asked, for which account, a random
 nonce) and queues an email job with ids only; the worker makes the code,
 keeps its HMAC under that nonce, and emails it. So the code exists in one
 place, the email. A code is bound to one agent and one account, lasts
-``ttl`` seconds, and is checked once: right or wrong, it is spent (a typo
-means sending another). A newer request voids an older one, whose email
-then carries a code nothing accepts.
+``ttl`` seconds, and is checked once: right, wrong or refused because the
+account's checks are paused, it is spent (a typo means sending another). A
+newer request voids an older one, whose email then carries a code nothing
+accepts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 
 from sspm.infra.state import State
@@ -91,15 +93,33 @@ def issue(state: State, agent_id: str, account_id: str, nonce: str, *, key: str)
     return code
 
 
-def check(state: State, agent_id: str, account_id: str, typed: str, *, key: str) -> Check:
-    """Whether ``typed`` is the code emailed for this agent's request about this account; spent either way."""
+@dataclass(frozen=True)
+class Pending:
+    """A code taken out of Redis to be judged: whatever the judgement, nothing else can take it again."""
+
+    nonce: str
+    digest: str
+
+
+def take(state: State, agent_id: str, account_id: str) -> Pending | None:
+    """The code emailed for this agent's request about this account, spent now; None if none is waiting.
+
+    None: none asked for, already checked, not sent yet, or past its time.
+    Taken apart from :func:`judge` so that the helpdesk counts the try
+    against the account's limit between the two, and only for a code that
+    was there to guess (sspm.account.attempts.attempt).
+    """
     record = state.take(REQUEST, _key(agent_id, account_id))
     if record is None or record.get("agent") != agent_id or record.get("account") != account_id:
-        return Check.GONE
+        return None
     sent = state.take(SENT, str(record["nonce"]))
     if sent is None:
-        return Check.GONE
+        return None
+    return Pending(str(record["nonce"]), str(sent["digest"]))
+
+
+def judge(pending: Pending, agent_id: str, account_id: str, typed: str, *, key: str) -> Check:
+    """Whether ``typed`` is the code ``pending`` was made from (spaces and dashes as the caller reads them)."""
     digits = "".join(typed.split()).replace("-", "")
-    expected = str(sent["digest"])
-    given = _digest(key, agent_id, account_id, str(record["nonce"]), digits)
-    return Check.RIGHT if hmac.compare_digest(expected, given) else Check.WRONG
+    given = _digest(key, agent_id, account_id, pending.nonce, digits)
+    return Check.RIGHT if hmac.compare_digest(pending.digest, given) else Check.WRONG

@@ -19,7 +19,8 @@ Every use case takes the process's ``Services`` and the ``Actor`` acting
   double click or a replayed POST does nothing twice.
 
 Wrong codes and answers count into the account's recovery counter
-(sspm.account.attempts), the one Forgot Password and Unlock Account use.
+(sspm.account.attempts), the one Forgot Password and Unlock Account use;
+each check is counted before it is judged, and taken back if right.
 """
 
 from __future__ import annotations
@@ -511,6 +512,19 @@ def _paused(the: Services, account_id: str) -> bool:
     return attempts.paused(the.state, attempts.account_key(account_id), the.settings.recovery_max_failures)
 
 
+def _attempt(the: Services, account_id: str) -> bool:
+    """Count a check of the caller before it is judged; False once past the account's limit.
+
+    Counted first, so that codes and answers an agent sends at once (two
+    tabs, a script, several agents) cannot each read "not paused yet"
+    before any of them is counted (sspm.account.attempts.attempt).
+    """
+    key = attempts.account_key(account_id)
+    return attempts.attempt(
+        the.state, key, the.settings.recovery_max_failures, the.settings.recovery_window_minutes * 60
+    )
+
+
 def _verify_row(the: Services, actor: Actor, target: _Target, outcome: str, method: Method) -> None:
     account = target.details.account
     details = {"method": method.value}
@@ -552,16 +566,19 @@ def check_code(the: Services, actor: Actor, account_id: str, typed: str) -> Reas
     if isinstance(found, Reason):
         return found
     agent, target = found
-    if _paused(the, target.details.id):
+    pending = callercode.take(the.state, agent.account_id, target.details.id)
+    if pending is None:
+        _verify_row(the, actor, target, callercode.Check.GONE.value, Method.EMAIL_CODE)
+        return Reason.CODE_REFUSED
+    if not _attempt(the, target.details.id):
         _verify_row(the, actor, target, "paused", Method.EMAIL_CODE)
         return Reason.VERIFICATION_PAUSED
-    checked = callercode.check(the.state, agent.account_id, target.details.id, typed, key=the.settings.secret_key)
+    checked = callercode.judge(pending, agent.account_id, target.details.id, typed, key=the.settings.secret_key)
     if checked is callercode.Check.RIGHT:
+        attempts.succeeded(the.state, attempts.account_key(target.details.id))
         _remember_verified(the, agent.account_id, target.details.id, Method.EMAIL_CODE)
         _verify_row(the, actor, target, "verified", Method.EMAIL_CODE)
         return None
-    if checked is callercode.Check.WRONG:
-        attempts.failed(the.state, attempts.account_key(target.details.id), the.settings.recovery_window_minutes * 60)
     _verify_row(the, actor, target, checked.value, Method.EMAIL_CODE)
     return Reason.CODE_REFUSED
 
@@ -604,7 +621,7 @@ def check_answers(the: Services, actor: Actor, account_id: str, given: Sequence[
     if record is None or record.get("agent") != agent.account_id or record.get("account") != target.details.id:
         _verify_row(the, actor, target, "gone", Method.QUESTIONS)
         return Reason.NOT_VERIFIED
-    if _paused(the, target.details.id):
+    if not _attempt(the, target.details.id):
         _verify_row(the, actor, target, "paused", Method.QUESTIONS)
         return Reason.VERIFICATION_PAUSED
     stored = answer_hashes(the.store, target.details.id)
@@ -612,10 +629,10 @@ def check_answers(the: Services, actor: Actor, account_id: str, given: Sequence[
     typed = [*given, *([""] * len(questions))][: len(questions)]
     results = the.hasher.verify_all([(stored.get(q), a) for q, a in zip(questions, typed, strict=True)])
     if questions and all(results):
+        attempts.succeeded(the.state, attempts.account_key(target.details.id))
         _remember_verified(the, agent.account_id, target.details.id, Method.QUESTIONS)
         _verify_row(the, actor, target, "verified", Method.QUESTIONS)
         return None
-    attempts.failed(the.state, attempts.account_key(target.details.id), the.settings.recovery_window_minutes * 60)
     _verify_row(the, actor, target, "wrong", Method.QUESTIONS)
     return Reason.CALLER_ANSWERS_REFUSED
 
