@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 
 from connectors import dn
 from connectors.directory import AccountDetails, Directory, DirectoryError, LoginTaken, Outcome, Person
-from sspm.account import audit, email_change, sends, tokens
+from sspm.account import attempts, audit, email_change, sends, tokens
 from sspm.account.enrollment import enrolled_questions
 from sspm.account.opened_links import OpenedLinks
 from sspm.infra import jobs
@@ -61,7 +61,6 @@ CODE_TRIES = 5
 PHONE_CHANGED_EVENT = "sspm.profile.events.phone_changed"
 
 _CODE = "phone-code"
-_TRIES = "phone-code-tries"
 _SMS_SENT = "profile-sms-sent"
 _LINKS_SENT = "profile-email-links"
 _LINKS = OpenedLinks("profile-email-link", email_change.VERIFY_EMAIL_PURPOSE)
@@ -361,6 +360,11 @@ def code_waiting(state: State, account_id: str) -> str | None:
     return str(found["number"]) if found else None
 
 
+def _tries_key(account_id: str) -> str:
+    """The count of tries at the account's texted code (sspm.account.attempts), apart from its recovery count."""
+    return f"phone-code:{account_id}"
+
+
 def _digest(secret_key: str, account_id: str, number: str, code: str) -> str:
     message = f"{account_id}\0{number}\0{code}".encode("utf-8", "surrogatepass")
     return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
@@ -414,7 +418,7 @@ def ask_phone_change(
         "until": time.time() + CODE_SECONDS,
     }
     state.put(_CODE, account_id, record, ttl=CODE_SECONDS)
-    state.delete(_TRIES, account_id)
+    state.delete(attempts.KIND, _tries_key(account_id))
     language = actor.language
     text = texts.gettext(language, CODE_TEXT) % {"code": code, "domain": domain, "minutes": CODE_SECONDS // 60}
     try:
@@ -461,20 +465,25 @@ def confirm_phone(
     record = state.get(_CODE, account_id)
     if record is None:
         return PhoneChanged(Reason.PHONE_CODE_GONE)
+    # Counted before it is judged, so that codes sent at once (a script with
+    # the stolen session) cannot each find the code still there and all be
+    # judged: no more than CODE_TRIES are (sspm.account.attempts.attempt).
+    tries = _tries_key(account_id)
+    if not attempts.attempt(state, tries, CODE_TRIES, CODE_SECONDS):
+        return PhoneChanged(Reason.PHONE_CODE_GONE)  # the try that reached the limit ends the code
     number = str(record["number"])
     typed = "".join(code.split())
     if not hmac.compare_digest(_digest(secret_key, account_id, number, typed), str(record["digest"])):
-        tries = state.hit(_TRIES, account_id, CODE_SECONDS)
-        ended = tries >= CODE_TRIES
+        ended = attempts.paused(state, tries, CODE_TRIES)
         if ended:
             state.delete(_CODE, account_id)
         outcome = "too_many_wrong_codes" if ended else Reason.PHONE_CODE_WRONG
         audit.record(store, audit.Action.PHONE_CHANGED, outcome, actor=actor, account_id=account_id)
         return PhoneChanged(Reason.PHONE_CODE_GONE if ended else Reason.PHONE_CODE_WRONG)
+    attempts.succeeded(state, tries)
     taken = state.take(_CODE, account_id)
     if taken is None or taken.get("nonce") != record["nonce"]:
         return PhoneChanged(Reason.PHONE_CODE_GONE)  # used meanwhile, or replaced by a newer code
-    state.delete(_TRIES, account_id)
     try:
         details = directory.account_details(account_id)
         if details is None:

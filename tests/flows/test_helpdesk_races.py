@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from lab.seed import ST_MARY
 from sspm.account import attempts
 from sspm.infra.state import State
 from sspm.policy.reasons import Reason
+from sspm.profile.service import CODE_TRIES
+from tests.flows.test_email import EMAIL_ENV
 from tests.flows.test_helpdesk import (
     account_page,
     agent,
@@ -33,8 +36,9 @@ from tests.flows.test_helpdesk import (
     rows,
     with_probe,
 )
+from tests.flows.test_profile import ask_phone, code_in, details, signed_in, texts_to
 from tests.support import Backing, services_of
-from tests.support.flows import AppFactory, Visitor, account_id, reason_in, recover, says, seed_enrolled
+from tests.support.flows import AppFactory, Visitor, account_id, csrf_token, reason_in, recover, says, seed_enrolled
 
 
 @pytest.fixture
@@ -43,35 +47,34 @@ def app(build_app: AppFactory, slapd: Slapd) -> Flask:
     return with_probe(build_app(slapd))
 
 
-class CounterLookedAtTogether:
-    """Holds each racer just after its first look at a failure counter of ``kind``, until every racer has looked.
+class LookedAtTogether:
+    """Holds each racer just after its first look at a ``kind`` of record in Redis, until every racer has looked.
 
-    Whether a check reads the counter ("paused yet?") or bumps it ("one
-    more try"), that first look is where it decides whether it may be
-    judged; once all have decided, they go on at once.
+    The look is where a check decides whether it may be judged: reading a
+    failure counter ("paused yet?"), bumping it ("one more try"), or
+    finding the code still there. Once all have decided, they go on at
+    once, as requests sent in the same instant do.
     """
 
-    def __init__(self, state: State, kind: str, racers: int) -> None:
+    def __init__(self, racers: int, kind: str, *looks: str) -> None:
         self.kind = kind
+        self.looks = looks
         self.together = threading.Barrier(racers)
         self.looked = threading.local()
-        self.real_count, self.real_hit = state.count, state.hit
-
-    def _first_look(self, kind: str, answer: int) -> int:
-        if kind == self.kind and not getattr(self.looked, "done", False):
-            self.looked.done = True
-            self.together.wait()
-        return answer
-
-    def count(self, kind: str, key: str) -> int:
-        return self._first_look(kind, self.real_count(kind, key))
-
-    def hit(self, kind: str, key: str, window: int) -> int:
-        return self._first_look(kind, self.real_hit(kind, key, window))
 
     def install(self, state: State, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(state, "count", self.count)
-        monkeypatch.setattr(state, "hit", self.hit)
+        for name in self.looks:
+            monkeypatch.setattr(state, name, self._held(getattr(state, name)))
+
+    def _held(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        def look(kind: str, *args: Any) -> Any:
+            answer = real(kind, *args)
+            if kind == self.kind and not getattr(self.looked, "done", False):
+                self.looked.done = True
+                self.together.wait()
+            return answer
+
+        return look
 
 
 def at_once(sends: list[Callable[[], TestResponse]]) -> list[TestResponse]:
@@ -129,7 +132,7 @@ def test_a_wrong_code_and_wrong_answers_sent_at_once_get_one_try_between_them(
         f"answer_{i}": "Not-The-Answer" for i, _ in enumerate(asked(app, account_page(questions_tab, kevin_id)))
     }
     state = services_of(app).state
-    CounterLookedAtTogether(state, attempts.KIND, 2).install(state, monkeypatch)
+    LookedAtTogether(2, attempts.KIND, "count", "hit").install(state, monkeypatch)
 
     sent = at_once(
         [
@@ -141,3 +144,43 @@ def test_a_wrong_code_and_wrong_answers_sent_at_once_get_one_try_between_them(
     assert [answer.status_code for answer in sent] == [422, 422]
     checks = [r.outcome for r in rows(app, "helpdesk_verify") if r.outcome not in ("code_sent", "questions_asked")]
     assert sorted(checks) == ["paused", "wrong"]
+
+
+def test_codes_sent_at_once_for_a_new_mobile_number_get_no_more_tries_than_the_limit(
+    build_app: AppFactory,
+    slapd: Slapd,
+    tmp_path: Path,
+    accounts: dict[str, SeedAccount],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whoever asks to move John's mobile number to one they do not hold cannot guess its code by sending many at once.
+
+    They have John's session and password, ask for the change, and then
+    send guesses of the texted code from several pages in the same instant.
+    Had each found the code still there before any wrong one was counted,
+    every guess would be judged: more than CODE_TRIES. Only that many are;
+    the others find the code ended, as they would one after the other,
+    and the directory keeps no new number.
+    """
+    sms_dir = tmp_path / "sms"
+    profile = build_app(slapd, SSPM_SMS_DIR=str(sms_dir), **EMAIL_ENV)
+    john = accounts["normal"]
+    racers = CODE_TRIES + 3
+    pages = [signed_in(profile, john) for _ in range(racers)]
+    assert ask_phone(pages[0], "613 555 0123", john.password).status_code == 303
+    (text,) = texts_to(sms_dir, "+16135550123")
+    wrong = f"{(int(code_in(text)) + 1) % 10**6:06d}"
+    tokens = [csrf_token(page.get("/profile/phone/code").get_data(as_text=True)) for page in pages]
+    LookedAtTogether(racers, "phone-code", "get").install(services_of(profile).state, monkeypatch)
+
+    sent = at_once(
+        [
+            lambda page=page, token=token: page.post("/profile/phone/code", {"csrf_token": token, "code": wrong})
+            for page, token in zip(pages, tokens, strict=True)
+        ]
+    )
+
+    assert [answer.status_code for answer in sent] == [422] * racers
+    judged = [row.outcome for row in rows(profile, "phone_changed")]
+    assert len(judged) == CODE_TRIES and "too_many_wrong_codes" in judged
+    assert details(profile, john.uid)[1] is None
