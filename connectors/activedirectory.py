@@ -114,7 +114,10 @@ _DETAIL_ATTRIBUTES = tuple(
 )
 #: sAMAccountName's bound (the pre-Windows 2000 name).
 _MAX_LOGIN = 20
-_CHECKPOINT = re.compile(r"usn:([0-9a-f-]{36}):([0-9]{1,20})")
+#: usn:<invocationId>:<highestCommittedUSN>[:<the DC's time, FILETIME>] (checkpoints made before the time had none).
+_CHECKPOINT = re.compile(r"usn:([0-9a-f-]{36}):([0-9]{1,20})(?::([0-9]{1,20}))?")
+#: Taken off the start of each time window: a DC's currentTime is whole seconds; re-reading a few more is harmless.
+_WINDOW_SLACK = 60 * 10_000_000
 
 # An LDAP result code only this module reacts to.
 _SIZE_LIMIT_EXCEEDED = 4
@@ -126,6 +129,17 @@ _INTERVALS_PER_MINUTE = 600_000_000  # of 100 ns
 def from_filetime(value: int) -> datetime:
     """A Windows FILETIME (100 ns since 1601) as an aware datetime."""
     return _EPOCH + timedelta(microseconds=value // 10)
+
+
+def _filetime_of(generalized: str | None) -> int:
+    """A root DSE's currentTime (GeneralizedTime, UTC) as a FILETIME; this host's clock if the DC gives none."""
+    moment = datetime.now(UTC)
+    if generalized:
+        try:
+            moment = datetime.strptime(generalized[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            log.warning("the domain controller's currentTime %r is not a time; using this host's clock", generalized)
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 10
 
 
 def _first(attributes: dict[str, object], name: str) -> object | None:
@@ -445,23 +459,48 @@ class ActiveDirectory(LdapDirectory):
     # -- sync ------------------------------------------------------------------------
 
     def _sync_position(self, checkpoint: str | None) -> tuple[str, str | None]:
+        """What changed after ``checkpoint``: a higher uSNChanged, or a standing that time alone changed.
+
+        A lock ends when lockoutDuration has passed, and accountExpires
+        disables an account when its day comes, without writing to the
+        account: no uSNChanged moves, and the copy would call the account
+        locked (or enabled) until the next full sync, a day later. So the
+        checkpoint carries the DC's time too, and the accounts whose lock
+        ran out, or whose account expired, between it and now come as well.
+        (A lock whose duration a fine-grained password policy sets
+        otherwise, or that ended early because the domain's duration was
+        shortened, may wait for the full sync.)
+        """
         with self._connections.service() as conn:
-            conn.search("", "(objectClass=*)", BASE, attributes=["highestCommittedUSN", "dsServiceName"])
+            conn.search("", "(objectClass=*)", BASE, attributes=["highestCommittedUSN", "dsServiceName", "currentTime"])
             raise_for(conn.result, "read the root DSE")
-            root = conn.response[0]["attributes"] if conn.response else {}
+            root = conn.response[0]["raw_attributes"] if conn.response else {}
             server = _text(root, "dsServiceName") or ""
             conn.search(server, "(objectClass=*)", BASE, attributes=["invocationId"])
             raise_for(conn.result, "read the domain controller's invocationId")
             raw = conn.response[0]["raw_attributes"].get("invocationId") or [] if conn.response else []
+            conn.search(self._domain_dn, "(objectClass=domain)", BASE, attributes=["lockoutDuration"])
+            raise_for(conn.result, "read the domain's lockout duration")
+            domain = conn.response[0]["raw_attributes"] if conn.response else {}
         if not raw:
             raise DirectoryUnavailable("the domain controller has no invocationId")
         # USNs count one DC's database: another DC, or this one restored, counts afresh.
         database = str(uuid.UUID(bytes_le=bytes(raw[0])))
-        now = f"usn:{database}:{_number(root, 'highestCommittedUSN')}"
+        clock = _filetime_of(_text(root, "currentTime"))
+        now = f"usn:{database}:{_number(root, 'highestCommittedUSN')}:{clock}"
         known = _CHECKPOINT.fullmatch(checkpoint or "")
         if known is None or known.group(1) != database:
             return now, None
-        return now, f"(uSNChanged>={int(known.group(2)) + 1})"
+        changed = f"(uSNChanged>={int(known.group(2)) + 1})"
+        if known.group(3) is None:  # a checkpoint from before it held the time
+            return now, changed
+        since = int(known.group(3)) - _WINDOW_SLACK
+        expired = f"(&(accountExpires>={max(since, 1)})(accountExpires<={clock}))"
+        lasts = -_number(domain, "lockoutDuration")  # stored negative; 0: until an administrator unlocks
+        if not 0 < lasts < ad_codes.NEVER:
+            return now, f"(|{changed}{expired})"
+        ended = f"(&(lockoutTime>={max(since - lasts, 1)})(lockoutTime<={clock - lasts}))"
+        return now, f"(|{changed}{expired}{ended})"
 
     # -- provisioning ----------------------------------------------------------------
 

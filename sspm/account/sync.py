@@ -26,7 +26,9 @@ Two runs, both on the ``sync`` queue:
   from the old one. A checkpoint from another server (another OpenLDAP
   provider's CSN, an AD DC restored or replaced: a new invocationId) makes
   the connector return every account: slower, never wrong. Deletions never
-  come this way; the next full sync flags them.
+  come this way; the next full sync flags them. What time alone changes
+  comes too where the connector can tell (on AD: a lock that ran out, an
+  account whose accountExpires came, since the checkpoint).
 """
 
 from __future__ import annotations

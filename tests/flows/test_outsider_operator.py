@@ -11,17 +11,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from lab import Slapd
+from connectors.directory import AccountDetails, Directory
+from lab import SeedAccount, Slapd, samba
 from lab.env import sspm_environ
+from lab.seed import MAX_FAILURE
 from lab.slapd import free_port
 from sspm.__main__ import build_parser
 from sspm.account import cleanup
-from sspm.infra.store import Store
+from sspm.account.sync import sync_changes
+from sspm.infra.store import DirectoryAccount, Store
+from tests.contract import labs
 from tests.flows.test_check_command import PATIENCE, ROOT
 from tests.flows.test_cleanup_audit_archive import KEY, write
 from tests.flows.test_console_roles import account_of
@@ -126,3 +132,62 @@ def test_a_short_email_event_retention_never_sends_an_expiry_reminder_twice(
     queue_job(app)  # the next scheduled run
     run_housekeeping(app)
     assert len(to(backing.mailbox, achen)) == 1, "the same reminder went again"
+
+
+# -- the directory sync on Active Directory ------------------------------------------------------
+
+#: Waiting for the DC to say what time alone changes: a guard against a hang, not a measure.
+DC_PATIENCE = 60.0
+
+
+def until(what: str, done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DC_PATIENCE
+    while not done():
+        assert time.monotonic() < deadline, f"the DC never said {what}"
+        time.sleep(0.2)
+
+
+def test_on_active_directory_a_lock_that_ran_out_and_an_account_that_expired_reach_the_copy_within_minutes(
+    samba_dc: samba.SambaDC, accounts: dict[str, SeedAccount], backing: Backing
+) -> None:
+    """The Locked report kept naming a user the DC had let in again, until the next day's full sync.
+
+    AD ends a lock when its lockoutDuration has passed, and disables an
+    account when its accountExpires comes, without writing to the account:
+    its uSNChanged stays, so the five-minute incremental sync saw nothing.
+    """
+    lab = labs.ad_lab(samba_dc, accounts)
+    domain = ",".join(part for part in lab.settings.base_dn.split(",") if part.upper().startswith("DC="))
+    seconds = -10_000_000  # AD's durations: negative, in 100 ns
+    lab.modify(domain, {"lockOutObservationWindow": [str(3 * seconds)], "lockoutDuration": [str(3 * seconds)]})
+    directory: Directory = lab.connect()
+    store = Store(backing.database_url)
+
+    def copied(account_id: str) -> DirectoryAccount:
+        with store.session() as session:
+            row = session.get(DirectoryAccount, account_id)
+            assert row is not None
+            return row
+
+    def incremental() -> None:
+        sync_changes(store, directory, lambda found: None)
+
+    jsmith, lsmith = (labs.account_of(directory, accounts[name]) for name in ("normal", "other"))
+    incremental()  # the first run: every account, and the checkpoint
+    for _ in range(MAX_FAILURE):
+        directory.verify_password(jsmith.username, "not-the-password")
+    lab.modify(lsmith.dn, {"accountExpires": [str(samba.filetime(datetime.now(UTC) + timedelta(seconds=3)))]})
+    incremental()  # both changed: jsmith is locked, lsmith still enabled (unless the seconds have passed already)
+
+    until("jsmith's lock ended", lambda: not _details(directory, jsmith.id).locked)
+    until("lsmith's account expired", lambda: _details(directory, lsmith.id).disabled)
+    incremental()
+    assert not copied(jsmith.id).locked, "the copy still says locked"
+    assert copied(lsmith.id).disabled, "the copy still says enabled"
+    store.close()
+
+
+def _details(directory: Directory, account_id: str) -> AccountDetails:
+    found = directory.account_details(account_id)
+    assert found is not None
+    return found
