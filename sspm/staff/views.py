@@ -8,14 +8,27 @@ store on every request (sspm.web.staff), never from the session.
 
 from __future__ import annotations
 
+from functools import wraps
 from typing import Any
 
-from flask import Blueprint, current_app, has_request_context, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    has_request_context,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
+from limits import parse_many
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
+from sspm.account import attempts
 from sspm.account.staff import Staff, TotpAlreadyConfirmed, new_recovery_codes, staff_of, unused_recovery_codes
 from sspm.infra.settings import Settings
 from sspm.infra.state import StateUnavailable
@@ -34,7 +47,7 @@ from sspm.web.auth import (
     start_staff_session,
 )
 from sspm.web.context import services
-from sspm.web.limits import guarded, limiter, per_ip
+from sspm.web.limits import guarded, per_ip
 from sspm.web.pages import explain, status_for
 from sspm.web.staff import safe_next, signed_in_staff, staff_member
 
@@ -129,20 +142,35 @@ def _code_key() -> str:
     return "staff-code:" + (principal.staff_id if principal else "nobody")
 
 
-def _refused(response: Response) -> bool:
-    return response.status_code == 422
-
-
 def code_limited(view: Any) -> Any:
-    """Limit a view's POSTs per address, and its wrong codes per staff member (one bucket for every code page)."""
-    per_member = limiter.shared_limit(
-        lambda: _settings().limit_per_account,
-        scope="staff-code",
-        key_func=_code_key,
-        methods=["POST"],
-        deduct_when=_refused,
-    )
-    return per_member(per_ip(view))
+    """Limit a view's POSTs per address, and its wrong codes per staff member (one count for every code page).
+
+    Each code is counted before it is judged (sspm.account.attempts.attempt)
+    and taken back unless refused, so codes sent at once from many sessions
+    or addresses cannot each find the count below SSPM_LIMIT_PER_ACCOUNT
+    before any of them is counted: no more than that many are judged. Past
+    it, even a right code waits, as every limited form does (429).
+    """
+
+    @wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Response:
+        if request.method != "POST":
+            return make_response(view(*args, **kwargs))
+        state = services().state
+        key = _code_key()
+        counted = []
+        for item in parse_many(_settings().limit_per_account):
+            bucket = f"{key}:{item.amount}/{item.get_expiry()}"
+            counted.append(bucket)
+            if not attempts.attempt(state, bucket, item.amount, item.get_expiry()):
+                raise TooManyRequests()
+        response = make_response(view(*args, **kwargs))
+        if response.status_code != 422:  # not a wrong code: a page, a redirect, a code that proved who it was
+            for bucket in counted:
+                attempts.succeeded(state, bucket)
+        return response
+
+    return per_ip(limited)
 
 
 # -- steps -------------------------------------------------------------------------------------------------

@@ -23,9 +23,10 @@ from werkzeug.test import TestResponse
 from lab import SeedAccount, Slapd
 from lab.seed import ST_MARY
 from sspm.account import attempts
-from sspm.infra.state import State
 from sspm.policy.reasons import Reason
 from sspm.profile.service import CODE_TRIES
+from sspm.web.auth import STAFF_COOKIE
+from sspm.web.limits import limiter
 from tests.flows.test_email import EMAIL_ENV
 from tests.flows.test_helpdesk import (
     account_page,
@@ -37,8 +38,20 @@ from tests.flows.test_helpdesk import (
     with_probe,
 )
 from tests.flows.test_profile import ask_phone, code_in, details, signed_in, texts_to
+from tests.flows.test_realms import staff_handle
+from tests.flows.test_staff_signin import enrolled, give_password, wrong_code
 from tests.support import Backing, services_of
-from tests.support.flows import AppFactory, Visitor, account_id, csrf_token, reason_in, recover, says, seed_enrolled
+from tests.support.flows import (
+    COOKIE_DOMAIN,
+    AppFactory,
+    Visitor,
+    account_id,
+    csrf_token,
+    reason_in,
+    recover,
+    says,
+    seed_enrolled,
+)
 
 
 @pytest.fixture
@@ -48,33 +61,34 @@ def app(build_app: AppFactory, slapd: Slapd) -> Flask:
 
 
 class LookedAtTogether:
-    """Holds each racer just after its first look at a ``kind`` of record in Redis, until every racer has looked.
+    """Holds each racer just after its first look at whatever decides whether it may be judged, until all have looked.
 
-    The look is where a check decides whether it may be judged: reading a
-    failure counter ("paused yet?"), bumping it ("one more try"), or
-    finding the code still there. Once all have decided, they go on at
-    once, as requests sent in the same instant do.
+    That look is a failure count read ("paused yet?") or bumped ("one more
+    try"), or the code found still there. Once every racer has decided,
+    they go on at once, as requests sent in the same instant do.
     """
 
-    def __init__(self, racers: int, kind: str, *looks: str) -> None:
-        self.kind = kind
-        self.looks = looks
+    def __init__(self, racers: int) -> None:
         self.together = threading.Barrier(racers)
         self.looked = threading.local()
 
-    def install(self, state: State, monkeypatch: pytest.MonkeyPatch) -> None:
-        for name in self.looks:
-            monkeypatch.setattr(state, name, self._held(getattr(state, name)))
+    def hold(self, owner: object, method: str, when: Callable[..., bool], monkeypatch: pytest.MonkeyPatch) -> None:
+        """Hold racers after ``owner.method`` answers a call that ``when`` says is the look."""
+        real = getattr(owner, method)
 
-    def _held(self, real: Callable[..., Any]) -> Callable[..., Any]:
-        def look(kind: str, *args: Any) -> Any:
-            answer = real(kind, *args)
-            if kind == self.kind and not getattr(self.looked, "done", False):
+        def look(*args: Any, **kwargs: Any) -> Any:
+            answer = real(*args, **kwargs)
+            if when(*args) and not getattr(self.looked, "done", False):
                 self.looked.done = True
                 self.together.wait()
             return answer
 
-        return look
+        monkeypatch.setattr(owner, method, look)
+
+
+def of_kind(kind: str) -> Callable[..., bool]:
+    """A call to State about records of ``kind`` (its first argument)."""
+    return lambda called, *_: called == kind
 
 
 def at_once(sends: list[Callable[[], TestResponse]]) -> list[TestResponse]:
@@ -132,7 +146,9 @@ def test_a_wrong_code_and_wrong_answers_sent_at_once_get_one_try_between_them(
         f"answer_{i}": "Not-The-Answer" for i, _ in enumerate(asked(app, account_page(questions_tab, kevin_id)))
     }
     state = services_of(app).state
-    LookedAtTogether(2, attempts.KIND, "count", "hit").install(state, monkeypatch)
+    held = LookedAtTogether(2)
+    held.hold(state, "count", of_kind(attempts.KIND), monkeypatch)
+    held.hold(state, "hit", of_kind(attempts.KIND), monkeypatch)
 
     sent = at_once(
         [
@@ -171,7 +187,7 @@ def test_codes_sent_at_once_for_a_new_mobile_number_get_no_more_tries_than_the_l
     (text,) = texts_to(sms_dir, "+16135550123")
     wrong = f"{(int(code_in(text)) + 1) % 10**6:06d}"
     tokens = [csrf_token(page.get("/profile/phone/code").get_data(as_text=True)) for page in pages]
-    LookedAtTogether(racers, "phone-code", "get").install(services_of(profile).state, monkeypatch)
+    LookedAtTogether(racers).hold(services_of(profile).state, "get", of_kind("phone-code"), monkeypatch)
 
     sent = at_once(
         [
@@ -184,3 +200,48 @@ def test_codes_sent_at_once_for_a_new_mobile_number_get_no_more_tries_than_the_l
     judged = [row.outcome for row in rows(profile, "phone_changed")]
     assert len(judged) == CODE_TRIES and "too_many_wrong_codes" in judged
     assert details(profile, john.uid)[1] is None
+
+
+def test_second_factor_codes_sent_at_once_get_no_more_tries_than_the_limit(
+    build_app: AppFactory, slapd: Slapd, accounts: dict[str, SeedAccount], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone with John's staff password cannot guess his authenticator code by sending many at once.
+
+    They give the password once, then send a guessed code from many tabs
+    (or a script with that session's cookie, from many addresses so no
+    per-address limit stops it) in the same instant. Had each found the
+    count below SSPM_LIMIT_PER_ACCOUNT before any wrong code was counted,
+    every guess would be judged. Only that many are; the others wait (429),
+    as they would one after the other.
+    """
+    allowed = 3
+    app = build_app(slapd, SSPM_LIMIT_PER_ACCOUNT=f"{allowed} per hour")
+    john = accounts["normal"]
+    _first, secret, _codes = enrolled(app, john)
+    racers = allowed + 4
+    guesser = Visitor(app)
+    assert give_password(guesser, john.uid, john.password).status_code == 303
+    half = staff_handle(guesser)
+    assert half is not None
+    browsers = [Visitor(app) for _ in range(racers)]
+    for browser in browsers:
+        browser.client.set_cookie(STAFF_COOKIE, half, domain=COOKIE_DOMAIN, path="/staff", secure=True, httponly=True)
+    tokens = [csrf_token(browser.get("/staff/signin/code").get_data(as_text=True)) for browser in browsers]
+    guess = wrong_code(secret)
+    # Where each decides whether it may be judged: the limiter's look at its count, or the count in Redis.
+    held = LookedAtTogether(racers)
+    held.hold(services_of(app).state, "hit", of_kind(attempts.KIND), monkeypatch)
+    held.hold(limiter.limiter, "test", lambda _limit, *counted: "staff-code" in counted, monkeypatch)
+
+    sent = at_once(
+        [
+            lambda browser=browser, token=token: browser.post(
+                "/staff/signin/code", {"csrf_token": token, "code": guess}
+            )
+            for browser, token in zip(browsers, tokens, strict=True)
+        ]
+    )
+
+    assert sorted(answer.status_code for answer in sent) == [422] * allowed + [429] * (racers - allowed)
+    judged = [row for row in rows(app, "staff_second_factor") if row.outcome == "refused"]
+    assert len(judged) == allowed
