@@ -1,12 +1,14 @@
 """Checks sent at the same instant get no more tries than one after the other would.
 
-Every check of a caller (an emailed code, two security answers) and of a
-staff member's own second factor was right and counted as it should when
-sent alone. These stories send several at once, as two tabs or a script
-do, and hold them together at the moment each has looked at the failure
-counter: whatever a check decides before it judges has then been decided
+Every check of a caller at the helpdesk (an emailed code, two security
+answers), of a staff member's own second factor, and of a code texted for
+a new mobile number was right and counted as it should when sent alone.
+These stories send several at once, as tabs or a script do, and hold them
+together at the moment each has looked at what decides whether it may be
+judged: whatever a check decides before it judges has then been decided
 for all of them. Everything else is the real app against the real slapd,
-Redis, database and mailbox (fixtures and helpers of test_helpdesk.py).
+Redis, database, mailbox and SMS folder (fixtures and helpers of
+test_helpdesk.py, test_profile.py and test_staff_signin.py).
 """
 
 from __future__ import annotations
