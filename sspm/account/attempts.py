@@ -41,8 +41,3 @@ def attempt(state: State, key: str, max_failures: int, window_seconds: int) -> b
 def succeeded(state: State, key: str) -> None:
     """Take back the count of a try :func:`attempt` let through and that proved who it was."""
     state.unhit(KIND, key)
-
-
-def failed(state: State, key: str, window_seconds: int) -> int:
-    """Count one failure against ``key`` (the window starts with the first); how many so far."""
-    return state.hit(KIND, key, window_seconds)
