@@ -46,7 +46,7 @@ from sspm.infra import settings as settings_module
 from sspm.infra.services import Services, build
 from sspm.infra.settings import ConfigError
 from sspm.infra.state import StateUnavailable
-from sspm.infra.store import Store, head_revision, migrate
+from sspm.infra.store import Store, head_revision, migrate, unusable
 from sspm.policy import logins, organizations
 from sspm.policy.actor import Actor
 from sspm.policy.realm import Realm
@@ -138,19 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DirectoryError, StateUnavailable) as exc:
         print(f"sspm: cannot start: {exc}", file=sys.stderr)
         return 2
-    except SQLAlchemyError as exc:
-        print(
-            f"sspm: cannot start: the database (SSPM_DATABASE_URL) cannot be used: {_first_line(exc)}", file=sys.stderr
-        )
+    except SQLAlchemyError as exc:  # the commands that open the store themselves (migrate, audit)
+        print(f"sspm: cannot start: {unusable(exc)}", file=sys.stderr)
         return 2
     print("sspm: configuration, directory, Redis and database OK")
     return 0
-
-
-def _first_line(exc: SQLAlchemyError) -> str:
-    """What the database's driver said (never the URL and its password), without SQLAlchemy's link to its FAQ."""
-    said = str(getattr(exc, "orig", None) or exc).strip()
-    return said.splitlines()[0] if said else type(exc).__name__
 
 
 def staff_command(arguments: argparse.Namespace) -> int:

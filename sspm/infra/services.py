@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from connectors import open_directory
 from connectors.directory import Directory
 from sspm.infra import jobs, logs, metrics
@@ -20,7 +22,7 @@ from sspm.infra.outbox import Outbox
 from sspm.infra.settings import ConfigError, Settings
 from sspm.infra.sms import SmsSender, open_sender
 from sspm.infra.state import State
-from sspm.infra.store import Store, head_revision
+from sspm.infra.store import Store, head_revision, unusable
 from sspm.policy import logins
 from sspm.policy.questions import AnswerHasher, Catalogue
 
@@ -60,7 +62,10 @@ def build(settings: Settings, *, directory: Directory | None = None, check: bool
     if directory is None:
         directory = open_directory(settings.directory_kind, settings.directory)
     directory = metrics.timed(directory)  # every call counted and timed, connectors/ untouched
-    store = Store(settings.database_url)
+    try:
+        store = Store(settings.database_url)
+    except SQLAlchemyError as exc:  # a URL SQLAlchemy cannot read, or a driver it does not have
+        raise ConfigError(unusable(exc)) from None
     try:
         logs.ship_to(settings.audit_syslog, settings.audit_json_file)
     except OSError as exc:
@@ -69,7 +74,11 @@ def build(settings: Settings, *, directory: Directory | None = None, check: bool
     if check:
         directory.check()
         state.check()
-        if store.revision() != head_revision():
+        try:
+            revision = store.revision()
+        except SQLAlchemyError as exc:  # away, refused, or a file that cannot be opened: one line, not a traceback
+            raise ConfigError(unusable(exc)) from None
+        if revision != head_revision():
             raise ConfigError("the database schema is not current: run `python -m sspm migrate`")
         # Connections opened by the checks must not be shared with forked
         # processes (gunicorn --preload): drop them, each process opens its own.

@@ -37,6 +37,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -384,6 +385,12 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     # Safe with WAL against a crashed process; only a power cut may lose the last commit.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def unusable(exc: SQLAlchemyError) -> str:
+    """One line for an operator when the database cannot be used: what its driver said, never the URL."""
+    said = str(getattr(exc, "orig", None) or exc).strip()
+    return f"the database (SSPM_DATABASE_URL) cannot be used: {said.splitlines()[0] if said else type(exc).__name__}"
 
 
 def alembic_config(url: str) -> Config:

@@ -39,11 +39,16 @@ from tests.support.flows import AppFactory
 
 def sspm(slapd: Slapd, backing: Backing, *args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
     """``python -m sspm ARGS`` as the operator types it, with the lab's settings (and ``overrides``)."""
+    return run(slapd, backing, ["-m", "sspm", *args], **overrides)
+
+
+def run(slapd: Slapd, backing: Backing, command: list[str], **overrides: str) -> subprocess.CompletedProcess[str]:
+    """``python COMMAND`` from the repository, with the lab's settings (and ``overrides``)."""
     environ = sspm_environ(
         slapd, redis_url=backing.redis_url, database_url=backing.database_url, smtp_port=backing.smtp_port
     )
     return subprocess.run(
-        [sys.executable, "-m", "sspm", *args],
+        [sys.executable, *command],
         cwd=ROOT,
         env={**os.environ, **environ, "SSPM_SECRET_KEY": KEY, **overrides, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -56,6 +61,11 @@ def sspm(slapd: Slapd, backing: Backing, *args: str, **overrides: str) -> subpro
 def said_in_one_line(done: subprocess.CompletedProcess[str], code: int, starts: str) -> None:
     assert "Traceback" not in done.stderr, done.stderr
     assert (done.returncode, done.stderr.count("\n"), done.stderr[: len(starts)]) == (code, 1, starts), done.stderr
+
+
+def database_away() -> str:
+    """A PostgreSQL nobody listens for."""
+    return f"postgresql+psycopg://sspm@127.0.0.1:{free_port()}/sspm"
 
 
 # -- commands typed wrong, or run against something away ------------------------------------------
@@ -103,9 +113,18 @@ def test_a_database_that_does_not_answer_is_named_in_one_line(
 ) -> None:
     """PostgreSQL down (or a wrong port) gave every command a page of traceback instead of the one line
     the README promises for what stops a start."""
-    away = f"postgresql+psycopg://sspm@127.0.0.1:{free_port()}/sspm"
-    done = sspm(slapd, backing, *command, SSPM_DATABASE_URL=away)
+    done = sspm(slapd, backing, *command, SSPM_DATABASE_URL=database_away())
     said_in_one_line(done, 2, "sspm: cannot start: the database (SSPM_DATABASE_URL) cannot be used: connection failed")
+
+
+def test_a_worker_started_while_the_database_does_not_answer_says_so_in_one_line(
+    slapd: Slapd, backing: Backing
+) -> None:
+    """The same for ``worker.py``, which builds what the app builds: the systemd journal got a traceback."""
+    done = run(slapd, backing, ["worker.py", "email"], SSPM_DATABASE_URL=database_away())
+    said_in_one_line(
+        done, 2, "sspm worker: cannot start: the database (SSPM_DATABASE_URL) cannot be used: connection failed"
+    )
 
 
 # -- the clean-up and the reminders ---------------------------------------------------------------
