@@ -193,6 +193,13 @@ class _Writer:
         self._names = [column.name for column in _COLUMNS]
         self._among = _in_array if dialect.name == "postgresql" else _in_list
         processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in _COLUMNS]
+        #: The texts a directory may hold longer than their column (OpenLDAP bounds no displayName, mail or
+        #: telephoneNumber): cut to fit, as PostgreSQL refuses the whole page otherwise and every run after fails.
+        self._bounded = [
+            (i, column.type.length)
+            for i, column in enumerate(_COLUMNS)
+            if isinstance(column.type, String) and column.type.length and not column.primary_key
+        ]
         self._stamp = processors[_SEEN_AT] or _same
         #: The per-account values to process (the time of the batch is processed once, in :meth:`upsert`).
         self._processed = [(i, processor) for i, processor in enumerate(processors) if processor and i < _SEEN_AT]
@@ -224,6 +231,9 @@ class _Writer:
         rows: list[list[Any]] = []
         for found in batch:
             values = _row(found, organization(found), found.id in enrolled, found.id in awaiting, stamp)
+            for index, length in self._bounded:
+                if isinstance(values[index], str) and len(values[index]) > length:
+                    values[index] = values[index][:length]
             for index, processor in processed:
                 if values[index] is not None:
                     values[index] = processor(values[index])

@@ -25,7 +25,7 @@ from lab.seed import MAX_FAILURE
 from lab.slapd import free_port
 from sspm.__main__ import build_parser
 from sspm.account import cleanup
-from sspm.account.sync import sync_changes
+from sspm.account.sync import sync_all, sync_changes
 from sspm.infra.store import DirectoryAccount, Store
 from tests.contract import labs
 from tests.flows.test_check_command import PATIENCE, ROOT
@@ -210,3 +210,32 @@ def _details(directory: Directory, account_id: str) -> AccountDetails:
     found = directory.account_details(account_id)
     assert found is not None
     return found
+
+
+@pytest.mark.both_databases
+def test_an_entry_with_values_longer_than_the_copys_columns_does_not_stop_the_sync_for_everyone(
+    slapd: Slapd, accounts: dict[str, SeedAccount], backing: Backing
+) -> None:
+    """OpenLDAP bounds no displayName, mail or telephoneNumber; PostgreSQL refused the page holding one.
+
+    One administrator pasting a paragraph into someone's display name
+    failed every full and incremental sync from then on, on PostgreSQL:
+    every report and reminder went stale, for everyone.
+    """
+    lab = labs.openldap_lab(slapd, accounts)
+    directory: Directory = lab.connect()
+    store = Store(backing.database_url)
+    lsmith = labs.account_of(directory, accounts["other"])
+    lab.modify(
+        lsmith.dn,
+        {"displayName": ["Laura " * 60], "mail": ["l" * 300 + "@example.org"], "telephoneNumber": ["+33 1" * 20]},
+    )
+
+    assert sync_all(store, directory, lambda found: None).seen == len(accounts)
+    with store.session() as session:
+        row = session.get(DirectoryAccount, lsmith.id)
+        assert row is not None
+        assert (row.display_name, row.email) == (("Laura " * 60)[:256], ("l" * 300)[:256]), (
+            "cut to fit, for the reports"
+        )
+    store.close()
