@@ -194,8 +194,9 @@ class _Writer:
         self._among = _in_array if dialect.name == "postgresql" else _in_list
         processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in _COLUMNS]
         #: The texts a directory may hold longer than their column (OpenLDAP bounds no displayName, mail or
-        #: telephoneNumber): cut to fit, as PostgreSQL refuses the whole page otherwise and every run after fails.
-        self._bounded = [
+        #: telephoneNumber), or with a NUL in them (slapd takes one in a displayName): cut to fit and the NULs
+        #: dropped, as PostgreSQL refuses the whole page otherwise, and every run after it fails too.
+        self._texts = [
             (i, column.type.length)
             for i, column in enumerate(_COLUMNS)
             if isinstance(column.type, String) and column.type.length and not column.primary_key
@@ -231,9 +232,10 @@ class _Writer:
         rows: list[list[Any]] = []
         for found in batch:
             values = _row(found, organization(found), found.id in enrolled, found.id in awaiting, stamp)
-            for index, length in self._bounded:
-                if isinstance(values[index], str) and len(values[index]) > length:
-                    values[index] = values[index][:length]
+            for index, length in self._texts:
+                text = values[index]
+                if isinstance(text, str) and (len(text) > length or "\x00" in text):
+                    values[index] = text.replace("\x00", "")[:length]
             for index, processor in processed:
                 if values[index] is not None:
                     values[index] = processor(values[index])
