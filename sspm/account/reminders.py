@@ -54,8 +54,13 @@ def key_of(account_id: str, threshold: int, password_changed_at: datetime | None
 
     Without a recorded change time (a directory that only says when it
     expires), the expiry itself stands for the password: a new one moves it.
+    Times are spelled in UTC: PostgreSQL hands them back in the session's
+    zone, and a worker with another PGTZ must make the same key.
     """
-    password = password_changed_at.isoformat() if password_changed_at else f"expires {expires_at.isoformat()}"
+    if password_changed_at is not None:
+        password = password_changed_at.astimezone(UTC).isoformat()
+    else:
+        password = f"expires {expires_at.astimezone(UTC).isoformat()}"
     return f"{account_id}:{threshold}:{password}"
 
 

@@ -239,3 +239,29 @@ def test_an_entry_with_a_value_the_copys_column_cannot_hold_does_not_stop_the_sy
         assert row is not None
         assert (row.display_name, row.email) == (copied, ("l" * 300)[:256]), "made to fit, for the reports"
     store.close()
+
+
+@pytest.mark.both_databases
+def test_a_database_session_in_another_time_zone_does_not_send_an_expiry_reminder_again(
+    build_app: AppFactory, slapd: Slapd, backing: Backing
+) -> None:
+    """The reminder's once-ever key spelled the password's change time in the database session's time zone.
+
+    PostgreSQL hands times back in the session's zone: a worker on a host
+    with another PGTZ, or the database moved to a server set to another
+    zone, made every reminder already sent a new key, and sent it again.
+    """
+    app = build_app(slapd, **EMAIL_ENV)
+    achen = account_of(app, "achen")
+    sync(app)
+    queue_job(app)
+    run_housekeeping(app)
+    assert len(to(backing.mailbox, achen)) == 1
+
+    elsewhere = backing.database_url
+    if elsewhere.startswith("postgresql"):
+        elsewhere += "?options=-c%20TimeZone%3DPacific%2FKiritimati"
+    other = build_app(slapd, SSPM_DATABASE_URL=elsewhere, **EMAIL_ENV)
+    queue_job(other)
+    run_housekeeping(other)
+    assert len(to(backing.mailbox, achen)) == 1, "the same reminder went again"
