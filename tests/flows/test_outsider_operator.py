@@ -127,6 +127,15 @@ def test_a_worker_started_while_the_database_does_not_answer_says_so_in_one_line
     )
 
 
+def test_reminder_days_beyond_any_password_are_refused_at_the_start_not_at_every_run(
+    slapd: Slapd, backing: Backing
+) -> None:
+    """SSPM_REMINDER_DAYS=100000000 passed the check; then every reminders run (and every clean-up, which keeps
+    a reminder's event that long) failed on a date past the year 9999, quietly, each hour."""
+    done = sspm(slapd, backing, "check", SSPM_REMINDER_DAYS="14,100000000")
+    said_in_one_line(done, 2, "sspm: cannot start: SSPM_REMINDER_DAYS needs at least one number of days, each from 1")
+
+
 # -- the clean-up and the reminders ---------------------------------------------------------------
 
 
