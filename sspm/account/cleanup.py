@@ -56,17 +56,26 @@ def purge(
     first sent (the password has expired by then), so its event is kept
     at least the largest of ``reminder_days``, plus a day.
     """
-    reminder_kept = timedelta(days=max(reminder_days, default=0) + 1)
+    events_before, runs_before = _days_before(now, email_event_days), _days_before(now, job_run_days)
+    reminders_before = _days_before(now, max(reminder_days, default=0) + 1)
     with store.session() as session:
         tokens = session.execute(delete(ResetToken).where(ResetToken.expires_at < now))
         events = session.execute(
             delete(EmailEvent).where(
-                EmailEvent.claimed_at < now - timedelta(days=email_event_days),
-                or_(EmailEvent.kind != reminders.KIND, EmailEvent.claimed_at < now - reminder_kept),
+                EmailEvent.claimed_at < events_before,
+                or_(EmailEvent.kind != reminders.KIND, EmailEvent.claimed_at < reminders_before),
             )
         )
-        runs = session.execute(delete(JobRun).where(JobRun.started_at < now - timedelta(days=job_run_days)))
+        runs = session.execute(delete(JobRun).where(JobRun.started_at < runs_before))
         return Purged(_count(tokens), _count(events), _count(runs))
+
+
+def _days_before(now: datetime, days: int) -> datetime:
+    """``days`` before ``now``; the first moment datetime holds for a retention longer than that ("forever")."""
+    try:
+        return now - timedelta(days=days)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=now.tzinfo)
 
 
 def _count(result: object) -> int:

@@ -26,14 +26,15 @@ from lab.slapd import free_port
 from sspm.__main__ import build_parser
 from sspm.account import cleanup
 from sspm.account.sync import sync_all, sync_changes
-from sspm.infra.store import DirectoryAccount, Store
+from sspm.infra.store import DirectoryAccount, Store, utcnow
 from tests.contract import labs
 from tests.flows.test_check_command import PATIENCE, ROOT
+from tests.flows.test_cleanup import place
 from tests.flows.test_cleanup_audit_archive import KEY, write
 from tests.flows.test_console_roles import account_of
 from tests.flows.test_email import EMAIL_ENV
 from tests.flows.test_reminders import queue_job, run_housekeeping, sync, to
-from tests.support import Backing
+from tests.support import Backing, services_of
 from tests.support.flows import AppFactory
 
 
@@ -137,6 +138,18 @@ def test_reminder_days_beyond_any_password_are_refused_at_the_start_not_at_every
 
 
 # -- the clean-up and the reminders ---------------------------------------------------------------
+
+
+@pytest.mark.both_databases
+def test_a_retention_meaning_forever_keeps_everything_instead_of_failing_every_clean_up(
+    build_app: AppFactory, slapd: Slapd
+) -> None:
+    """Keep them "forever": 99999999 days of email events and job runs passed the check, and every hourly
+    clean-up then failed on a date before year 1, deleting nothing, not even the spent links it must."""
+    app = build_app(slapd, SSPM_EMAIL_EVENT_RETENTION_DAYS="99999999", SSPM_JOB_RUN_RETENTION_DAYS="99999999")
+    store = services_of(app).store
+    place(store, utcnow())
+    assert cleanup.clean_up() == "purged 2 tokens, 0 email events, 0 job runs"
 
 
 def test_a_short_email_event_retention_never_sends_an_expiry_reminder_twice(
