@@ -28,7 +28,17 @@ Two runs, both on the ``sync`` queue:
   the connector return every account: slower, never wrong. Deletions never
   come this way; the next full sync flags them. What time alone changes
   comes too where the connector can tell (on AD: a lock that ran out, an
-  account whose accountExpires came, since the checkpoint).
+  account whose accountExpires came, since the checkpoint; on OpenLDAP, a
+  lock whose pwdLockoutDuration ran out).
+
+Either run, when it sees an account the copy held enabled turned off in the
+directory (disabled; or, for the full sync, gone), ends every session of
+that account in both realms before the batch commits. The directory refuses
+the account's password from then on, but a console or self-service session
+signed in before would live on to its timeout: a leaver whose account IT
+disabled kept unlocking accounts for up to 15 minutes (8 h if active). What
+is left is the time until the next run: up to one incremental interval for
+a disable, up to the next full sync for a deletion.
 """
 
 from __future__ import annotations
@@ -55,14 +65,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from connectors.directory import AccountDetails, SyncReader
+from sspm.account import audit, sessions
 from sspm.account.audit import Action
 from sspm.infra import jobs
+from sspm.infra.state import State
 from sspm.infra.store import AuditEvent, DirectoryAccount, Enrollment, PersonRecord, Store, SyncCheckpoint, utcnow
+from sspm.policy.actor import Actor
 from sspm.policy.organizations import organization_of
+from sspm.policy.realm import Realm
 
 if TYPE_CHECKING:
     from sspm.infra.services import Services
@@ -75,6 +89,8 @@ PAGE_SIZE = 500
 CHECKPOINT = "directory"
 #: sspm.people's status of a record still in use (not imported: people is a feature above this layer).
 _ACTIVE_RECORD = "active"
+#: Who ends the sessions of an account the directory turned off, in the audit trail.
+SYNC_ACTOR = Actor.job("directory-sync")
 
 #: What an account's organization is (sspm.policy.organizations.organization_of, configured).
 OrganizationOf = Callable[[AccountDetails], str | None]
@@ -103,18 +119,23 @@ def sync_all(
     *,
     page_size: int = PAGE_SIZE,
     after_batch: Callable[[int], None] | None = None,
+    state: State | None = None,
 ) -> SyncResult:
-    """Copy every account, then flag those this pass did not see as gone."""
+    """Copy every account, then flag those this pass did not see as gone (and, with ``state``, end their sessions)."""
     started, clock = utcnow(), time.perf_counter()
     accounts = directory.all_accounts(page_size=page_size)
-    seen, batches, largest = _copy(store, accounts, organization, page_size, after_batch)
+    seen, batches, largest = _copy(store, accounts, organization, page_size, after_batch, state)
     with store.session() as session:
         flagged = session.execute(
             update(DirectoryAccount)
             .where(DirectoryAccount.last_seen_at < started, DirectoryAccount.gone_at.is_(None))
             .values(gone_at=started)
+            .returning(DirectoryAccount.account_id, DirectoryAccount.login)
         )
-        gone = cast("CursorResult[Any]", flagged).rowcount
+        left = [(account_id, login) for account_id, login in flagged]
+        gone = len(left)
+        ended = _end_sessions(state, left)
+    _record_ended(store, ended, "gone")
     return SyncResult(seen, batches, largest, gone, time.perf_counter() - clock)
 
 
@@ -125,13 +146,14 @@ def sync_changes(
     *,
     page_size: int = PAGE_SIZE,
     after_batch: Callable[[int], None] | None = None,
+    state: State | None = None,
 ) -> SyncResult:
     """Copy what changed since the stored checkpoint; store the new one once all of it is committed."""
     clock = time.perf_counter()
     with store.session() as session:
         checkpoint = session.scalar(select(SyncCheckpoint.value).where(SyncCheckpoint.name == CHECKPOINT))
     changes = directory.changes_since(checkpoint, page_size=page_size)
-    seen, batches, largest = _copy(store, changes.accounts, organization, page_size, after_batch)
+    seen, batches, largest = _copy(store, changes.accounts, organization, page_size, after_batch, state)
     with store.session() as session:
         row = session.get(SyncCheckpoint, CHECKPOINT)
         if row is None:
@@ -147,14 +169,18 @@ def _copy(
     organization: OrganizationOf,
     page_size: int,
     after_batch: Callable[[int], None] | None,
+    state: State | None,
 ) -> tuple[int, int, int]:
     seen = batches = largest = 0
     writer: _Writer | None = None
     while batch := list(itertools.islice(accounts, page_size)):
         with store.session() as session:
             writer = writer or _Writer(session.connection().dialect)
+            # Ended before the batch commits: if Redis cannot be reached the batch fails and comes again next run.
+            ended = _end_sessions(state, writer.turned_off(session, batch) if state is not None else [])
             # The time of the batch, not of the run: a concurrent incremental run never dates a row before this pass.
             writer.upsert(session, batch, organization, utcnow())
+        _record_ended(store, ended, "disabled")
         seen, batches, largest = seen + len(batch), batches + 1, max(largest, len(batch))
         if after_batch is not None:
             after_batch(batches)
@@ -224,6 +250,19 @@ class _Writer:
             raise RuntimeError(f"unexpected order of parameters: {compiled.positiontup}")
         self._named = compiled.positiontup is None
 
+    def turned_off(self, session: Session, batch: Sequence[AccountDetails]) -> list[tuple[str, str]]:
+        """The accounts of this batch the directory now calls disabled and the copy still held enabled."""
+        off = {found.id: found.login for found in batch if found.disabled}
+        if not off:
+            return []
+        t = DirectoryAccount
+        held = session.scalars(
+            select(t.account_id).where(
+                self._among(t.account_id, sorted(off)), t.disabled.is_(False), t.gone_at.is_(None)
+            )
+        )
+        return [(account_id, off[account_id]) for account_id in held]
+
     def upsert(
         self, session: Session, batch: Sequence[AccountDetails], organization: OrganizationOf, seen_at: datetime
     ) -> None:
@@ -256,6 +295,32 @@ class _Writer:
 
 def _same(value: object) -> object:
     return value
+
+
+def _end_sessions(state: State | None, accounts: Sequence[tuple[str, str]]) -> list[tuple[str, str, int]]:
+    """End every session, in both realms, of these (id, login) accounts; how many each had."""
+    if state is None:
+        return []
+    return [
+        (account_id, login, sum(sessions.end_all(state, account_id, realm) for realm in Realm))
+        for account_id, login in accounts
+    ]
+
+
+def _record_ended(store: Store, ended: Sequence[tuple[str, str, int]], why: str) -> None:
+    """One SESSIONS_ENDED row per account that had any: an account turned off with none signed in is no event."""
+    for account_id, login, count in ended:
+        if count:
+            details = {"why": why}
+            audit.record(
+                store,
+                Action.SESSIONS_ENDED,
+                str(count),
+                actor=SYNC_ACTOR,
+                account_id=account_id,
+                username=login,
+                details=details,
+            )
 
 
 #: What :func:`_known_to_sspm` tags each account id with.
@@ -343,7 +408,7 @@ def organization_for(the: Services) -> OrganizationOf:
 @jobs.job
 def full_sync(the: Services) -> str:
     """The scheduled full pass: every account, and the gone ones flagged."""
-    result = sync_all(the.store, the.directory, organization_for(the))
+    result = sync_all(the.store, the.directory, organization_for(the), state=the.state)
     log.info("full sync: %s in %.1f s", result.outcome(), result.seconds)
     return result.outcome()
 
@@ -351,6 +416,6 @@ def full_sync(the: Services) -> str:
 @jobs.job
 def incremental_sync(the: Services) -> str:
     """The scheduled pass every few minutes: what changed since the last checkpoint."""
-    result = sync_changes(the.store, the.directory, organization_for(the))
+    result = sync_changes(the.store, the.directory, organization_for(the), state=the.state)
     log.info("incremental sync: %s in %.1f s", result.outcome(), result.seconds)
     return result.outcome()
