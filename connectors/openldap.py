@@ -98,8 +98,14 @@ _DETAIL_ATTRIBUTES = tuple(
     sorted({*_ACCOUNT_ATTRIBUTES, *_STATUS_ATTRIBUTES, "sn", "telephoneNumber", "title", "departmentNumber", "mobile"})
 )
 #: A change sequence number (CSN): time, count, server id, modification count.
-_CSN = re.compile(r"\d{14}(\.\d{6})?Z#[0-9a-f]{6}#[0-9a-f]{3}#[0-9a-f]{6}")
+_CSN = r"\d{14}(?:\.\d{6})?Z#[0-9a-f]{6}#[0-9a-f]{3}#[0-9a-f]{6}"
 _CHECKPOINT_PREFIX = "csn:"
+#: csn:<the oldest contextCSN>[@<this host's time>] (checkpoints made before the time had none).
+_CHECKPOINT = re.compile(rf"{_CHECKPOINT_PREFIX}({_CSN})(?:@(\d{{14}}Z))?")
+#: GeneralizedTime, whole seconds, UTC.
+_TIME = "%Y%m%d%H%M%SZ"
+#: Taken off the start of the window of locks that ran out: re-reading a few more is harmless.
+_WINDOW_SLACK = timedelta(minutes=1)
 
 _CHANGE_REFUSALS = {
     ppolicy.PolicyError.PASSWORD_TOO_SHORT: Outcome.TOO_SHORT,
@@ -398,6 +404,15 @@ class OpenLdapDirectory(LdapDirectory):
     # -- sync ------------------------------------------------------------------------
 
     def _sync_position(self, checkpoint: str | None) -> tuple[str, str | None]:
+        """What changed after ``checkpoint``: a later entryCSN, or a lockout that time alone ended.
+
+        ppolicy ends a lockout when pwdLockoutDuration has passed without
+        writing to the entry (pwdAccountLockedTime stays; no entryCSN
+        moves), and the copy would call the account locked until the next
+        full sync. So the checkpoint carries this host's time too (the one
+        :meth:`_standing` judges a lock by; slapd has no clock to read), and
+        the accounts whose lock ran out between it and now come as well.
+        """
         with self._connections.service() as conn:
             conn.search("", "(objectClass=*)", BASE, attributes=["namingContexts"])
             raise_for(conn.result, "read the root DSE")
@@ -413,14 +428,21 @@ class OpenLdapDirectory(LdapDirectory):
             raise DirectoryMisconfigured(
                 f"{suffix} has no contextCSN: reading changes needs the syncprov overlay on its database"
             )
+        clock = datetime.now(UTC)
         # With several servers writing, one CSN each: changes after the oldest are all new.
-        now = _CHECKPOINT_PREFIX + min(str(csn) for csn in csns)
-        if checkpoint is None or not checkpoint.startswith(_CHECKPOINT_PREFIX):
+        now = f"{_CHECKPOINT_PREFIX}{min(str(csn) for csn in csns)}@{clock:{_TIME}}"
+        known = _CHECKPOINT.fullmatch(checkpoint or "")
+        if known is None:
             return now, None
-        since = checkpoint[len(_CHECKPOINT_PREFIX) :]
-        if not _CSN.fullmatch(since):
-            return now, None
-        return now, f"(&(entryCSN>={since})(!(entryCSN={since})))"
+        since, then = known.group(1), known.group(2)
+        changed = f"(&(entryCSN>={since})(!(entryCSN={since})))"
+        lasts = self.policy().lockout_minutes
+        if then is None or not lasts:  # a checkpoint from before it held the time; no lockout, or until unlocked
+            return now, changed
+        duration = timedelta(minutes=lasts)
+        start = parse_generalized_time(then) - duration - _WINDOW_SLACK
+        ran_out = f"(&(pwdAccountLockedTime>={start:{_TIME}})(pwdAccountLockedTime<={clock - duration:{_TIME}}))"
+        return now, f"(|{changed}{ran_out})"
 
     # -- provisioning ----------------------------------------------------------------
 
