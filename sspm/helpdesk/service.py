@@ -693,7 +693,10 @@ def unlock(the: Services, actor: Actor, account_id: str, token: str) -> ActionRe
     try:
         outcome = the.directory.unlock(account)
     except DirectoryError as exc:
-        return ActionResult(reasons.directory_failed(exc, "helpdesk: unlock"))
+        # A directory that froze as the unlock reached it applies it when it wakes.
+        reason = reasons.directory_failed(exc, "helpdesk: unlock", setting_password=True)
+        audit.record(the.store, Action.HELPDESK_UNLOCK, reason.value, actor=actor, account=account, details=details)
+        return ActionResult(reason)
     if outcome is Outcome.DISABLED:
         audit.record(the.store, Action.HELPDESK_UNLOCK, outcome.value, actor=actor, account=account, details=details)
         return ActionResult(Reason.ACCOUNT_DISABLED)
@@ -731,9 +734,15 @@ def reset(the: Services, actor: Actor, account_id: str, token: str) -> ActionRes
         return _reset_by_link(the, actor, target, details)
     try:
         temporary = temporary_password(the.directory.policy().min_length, (account.username, account.display_name))
-        outcome = the.directory.reset_password(account, temporary, must_change=True)
     except DirectoryError as exc:
         return ActionResult(reasons.directory_failed(exc, "helpdesk: reset a password"))
+    try:
+        outcome = the.directory.reset_password(account, temporary, must_change=True)
+    except DirectoryError as exc:
+        # A directory that froze as the password reached it sets it when it wakes.
+        reason = reasons.directory_failed(exc, "helpdesk: reset a password", setting_password=True)
+        audit.record(the.store, Action.HELPDESK_RESET, reason.value, actor=actor, account=account, details=details)
+        return ActionResult(reason)
     if outcome is not Outcome.OK:
         audit.record(the.store, Action.HELPDESK_RESET, outcome.value, actor=actor, account=account, details=details)
         return ActionResult(Reason.ACCOUNT_DISABLED if outcome is Outcome.DISABLED else reasons.of(outcome))

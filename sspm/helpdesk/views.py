@@ -119,7 +119,9 @@ def _account_page(
     the = services()
     view = service.see(the, acting(), account_id)
     if isinstance(view, Reason):
-        return _not_here(view)
+        # Re-read after an action the directory froze on, the page fails too; its "nothing was changed"
+        # must not hide the action's own word ("unconfirmed": it may be done).
+        return _not_here(reason if reason is not None and view in UNAVAILABLE and reason in UNAVAILABLE else view)
     asked = list(view.questions)
     answers = failed if failed is not None and hasattr(failed, "answers") else answers_form(_question_texts(asked))
     forms: dict[str, Any] = {

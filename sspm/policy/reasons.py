@@ -143,16 +143,18 @@ def directory_failed(exc: DirectoryError, doing: str, *, setting_password: bool 
     ``doing`` names the work in a few words ("change password"); never a
     password or an answer. A misconfiguration is an ERROR an operator must
     fix; a directory that is away is a WARNING that passes by itself.
-    ``setting_password``: the failure came from the call that sets it. A
-    directory that froze after receiving it applies it when it wakes, so
+    ``setting_password``: the failure came from the call that sets it (or
+    that unlocks the account, which decides as much which password works).
+    A directory that froze after receiving it applies it when it wakes, so
     "nothing was changed" would send the user back to a password that may
-    no longer work: they are told it is unconfirmed instead.
+    no longer work, or an agent to tell a caller so: they are told it is
+    unconfirmed instead.
     """
     if isinstance(exc, DirectoryMisconfigured):
         log.error("%s: the directory refused SSPM's own set-up; an operator must act: %s", doing, exc)
         return Reason.UNAVAILABLE
     if setting_password:
-        log.warning("%s: directory unavailable, the new password may be set: %s", doing, exc)
+        log.warning("%s: directory unavailable, the change may be made: %s", doing, exc)
         return Reason.UNCONFIRMED
     log.warning("%s: directory unavailable: %s", doing, exc)
     return Reason.UNAVAILABLE

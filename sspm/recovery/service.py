@@ -350,9 +350,15 @@ def unlock(
         if account is None:
             return Reason.CHALLENGE_GONE
         before = insight_of(directory, account)
-        outcome = directory.unlock(account)
     except DirectoryError as exc:
         return reasons.directory_failed(exc, "unlock an account after the questions")
+    try:
+        outcome = directory.unlock(account)
+    except DirectoryError as exc:
+        # A directory that froze as the unlock reached it applies it when it wakes.
+        reason = reasons.directory_failed(exc, "unlock an account after the questions", setting_password=True)
+        audit.record(store, audit.Action.UNLOCK, reason.value, actor=actor, account=account)
+        return reason
     if outcome is not Outcome.OK:
         audit.record(store, audit.Action.UNLOCK, outcome.value, actor=actor, account=account)
         return reasons.of(outcome)

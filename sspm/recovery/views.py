@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from sspm.account import audit
 from sspm.infra import metrics
 from sspm.policy.passwords import user_inputs
-from sspm.policy.reasons import Reason
+from sspm.policy.reasons import UNAVAILABLE, Reason
 from sspm.recovery import captcha, service
 from sspm.recovery.forms import ChallengeForm, StartForm, challenge_form
 from sspm.recovery.service import RecoveryPolicy
@@ -154,7 +154,7 @@ def challenge(mobile: bool) -> tuple[str, int] | Response:
                     outbox=the.outbox,
                 )
                 if isinstance(failed, Reason):
-                    return _gone(failed, purpose=current.purpose, status=503 if failed == Reason.UNAVAILABLE else 422)
+                    return _gone(failed, purpose=current.purpose, status=503 if failed in UNAVAILABLE else 422)
                 if failed is not None and failed.anything:
                     session[_INSIGHT] = _kept(failed)
                 return show_done("unlock")

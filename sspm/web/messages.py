@@ -45,10 +45,11 @@ REASONS: dict[Reason, LazyString] = {
         "password. Type it again without it: letters in any language, digits, spaces and punctuation all work."
     ),
     Reason.UNAVAILABLE: _l("We could not reach the directory, so nothing was changed. Wait a minute and try again."),
+    # Said after a new password, an unlock, or a helpdesk agent's reset or unlock: true of each.
     Reason.UNCONFIRMED: _l(
-        "The directory did not answer in time, so we cannot tell whether your new password was set. "
-        "Wait a minute, then sign in with your new password: if it is refused, nothing was changed and you can "
-        "try again."
+        "The directory did not answer in time, so we cannot tell whether the change was made. "
+        "Wait a minute, then check: sign in with the new password, or see whether the account is still locked. "
+        "If nothing changed, you can try again."
     ),
     Reason.CAPTCHA_WRONG: _l(
         "The characters you typed do not match the image. "
