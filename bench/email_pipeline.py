@@ -16,7 +16,8 @@ same worker:
    enqueue to the Nth message accepted.
 2. **bulk**: N expiry reminders queued as the scheduled job will
    (``Outbox.bulk``, ``password_expires_soon``, batches of
-   ``outbox.BATCH_SIZE``); the same clock.
+   ``outbox.BATCH_SIZE``), each dated with its password's expiry as the
+   directory has it (the worker reads it again before sending); the same clock.
 3. **latency**: --latency-n users, one after the other, ask for a reset
    email (``POST /forgot/email`` to gunicorn, one worker process); for each,
    the time from the request leaving the browser to the SMTP server
@@ -57,7 +58,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -92,7 +93,7 @@ from sspm.infra import jobs
 from sspm.infra import settings as settings_module
 from sspm.infra.outbox import BATCH_SIZE, Outbox, Recipient
 from sspm.infra.services import build
-from sspm.infra.store import EmailEvent, ResetToken, Store, utcnow
+from sspm.infra.store import EmailEvent, ResetToken, Store
 
 BULK_TARGET = 200.0  # emails per second per worker, the bulk path (issue 11)
 LATENCY_TARGET = 1.0  # seconds, request to accepted, p95 (issue 11)
@@ -422,8 +423,8 @@ def profile_in_process(environ: dict[str, str], accounts: Sequence[Account], pat
             the.outbox.reset_link(account, "en")
         queue = jobs.EMAIL
     else:
-        expires = utcnow() + timedelta(days=7)
-        the.outbox.bulk(KIND, [Recipient(account.id, "en", expires) for account in accounts])
+        expiries = expiries_of(environ, accounts)
+        the.outbox.bulk(KIND, [Recipient(a.id, "en", at) for a, at in zip(accounts, expiries, strict=True)])
         queue = jobs.HOUSEKEEPING
     worker = SimpleWorker([queue], connection=the.state.redis)
     profiler = cProfile.Profile(time.thread_time) if clock == "cpu" else cProfile.Profile()
@@ -455,6 +456,18 @@ def accounts_of(environ: dict[str, str], uids: Sequence[str]) -> list[Account]:
     if missing:
         raise RuntimeError(f"{len(missing)} seeded accounts not found, e.g. {missing[0]}")
     return [account for account in found if account is not None]
+
+
+def expiries_of(environ: dict[str, str], accounts: Sequence[Account]) -> list[datetime | None]:
+    """When each password expires, as the directory says: what a reminder quotes (the worker checks it again)."""
+    settings = settings_module.load(env_file=Path("/nonexistent"), environ=environ)
+    directory = open_directory(settings.directory_kind, settings.directory)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            found = list(pool.map(directory.account_details, [account.id for account in accounts]))
+    finally:
+        directory.close()
+    return [details.expires_at if details else None for details in found]
 
 
 def outbox_for(environ: dict[str, str]) -> tuple[Outbox, Store]:
@@ -539,14 +552,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             first = accounts[: args.n]
             names = [a.username for a in first]
+            expiries = expiries_of(environ, first)
 
             def singles() -> None:
                 for account in first:
                     outbox.reset_link(account, "en")
 
             def reminders() -> None:
-                expires = utcnow() + timedelta(days=7)
-                outbox.bulk(KIND, [Recipient(account.id, "en", expires) for account in first])
+                outbox.bulk(KIND, [Recipient(a.id, "en", at) for a, at in zip(first, expiries, strict=True)])
 
             parts.append(timed("single", names, singles, probe, catcher, queues, args.timeout))
             parts.append(timed("bulk", names, reminders, probe, catcher, queues, args.timeout))

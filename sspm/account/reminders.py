@@ -3,8 +3,12 @@
 The job reads ``directory_account`` (sspm.account.sync keeps it), never the
 directory, so a run over 100,000 accounts is one indexed query on
 ``expires_at``. The table may be minutes old; the worker that sends each
-email reads the account again (``send_batch``) and skips one disabled or
-without an address since.
+email reads the account again (``send_batch``, the one directory read it
+makes per message anyway) and skips one disabled or without an address
+since, or whose password no longer expires when the reminder says
+(``still_true``: changed since the copy, or the policy moved the date).
+That reminder is not claimed: it was never true, and the right one (the
+new password's, keyed by its own change time) goes once the copy catches up.
 
 Which threshold: only the smallest one the account has crossed (5 days
 left with thresholds 14, 7, 3, 1 → the 7-day reminder). A run that was
@@ -62,6 +66,13 @@ def key_of(account_id: str, threshold: int, password_changed_at: datetime | None
     else:
         password = f"expires {expires_at.astimezone(UTC).isoformat()}"
     return f"{account_id}:{threshold}:{password}"
+
+
+def still_true(expires_at: datetime | None, quoted: datetime, now: datetime) -> bool:
+    """Whether a reminder quoting ``quoted`` may still go to an account whose password expires at ``expires_at``
+    (the directory's word now): the same expiry, and not yet past. The copy and the directory spell
+    it alike (sync copies ``account_details``), so any difference means another password or policy."""
+    return expires_at is not None and expires_at == quoted and expires_at > now
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import binascii
 import logging
 import math
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connectors.directory import Account
-from sspm.account import audit, callercode, email_change, setup_links, tokens
+from sspm.account import audit, callercode, email_change, reminders, setup_links, tokens
 from sspm.infra import jobs, metrics, smtp
 from sspm.infra.mail_templates import _l
 from sspm.infra.services import Services
@@ -327,7 +328,12 @@ def send_batch(the: Services, kind: str, recipients: tuple[Row, ...]) -> str:
     """One ``kind`` email to each recipient, over one SMTP connection; exactly once each.
 
     What was claimed before (sent, or sending when a worker died: it may
-    have left) is skipped without reading the directory. Each recipient's
+    have left) is skipped without reading the directory. Each other
+    recipient is read from the directory once, just before its message: one
+    disabled or without an address since gets nothing, nor one whose
+    password no longer expires at the time the email quotes (changed since
+    the copy the reminders run read: ``reminders.still_true``); neither is
+    claimed. Each recipient's
     event is claimed in the same transaction that marks the previous one
     sent, just before its message goes out: a worker killed mid-batch leaves
     at most the message in hand unknown (never sent again), the rest
@@ -352,25 +358,30 @@ def send_batch(the: Services, kind: str, recipients: tuple[Row, ...]) -> str:
         }
     batch = _Batch(the, kind, _From(the.settings.smtp.sender))
 
-    def prepare(row: Row) -> tuple[str, Account, bytes] | None:
-        """The account and its message, or None if it gets none (no account, no address, disabled)."""
+    def prepare(row: Row) -> tuple[str, Account, bytes] | str:
+        """The account and its message, or why it gets none (``_SKIPPED``); a skipped one is not claimed."""
         account_id, language, at, event_id = row
-        account = the.directory.get_account(account_id) if account_id else None
-        if account is None or not account.email or account.disabled:
-            return None
+        # One read gives the account and its password's expiry as the directory has it now.
+        found = the.directory.account_details(account_id) if account_id else None
+        if found is None or not found.email or found.disabled:
+            return _NO_ADDRESS
+        if at and not reminders.still_true(found.expires_at, datetime.fromisoformat(at), utcnow()):
+            log.info("reminder for %s no longer true (its password changed since); not sending it", account_id)
+            return _NO_LONGER_DUE
+        account = found.account
         language = language or remembered.get(account_id) or the.settings.default_language
         try:
             return event_id, account, batch.message(account, language, at, event_id)
         except ValueError:  # an address that is not one line of ASCII
             log.warning("no email for %s: its address cannot go in a header", account_id)
-            return None
+            return _NO_ADDRESS
 
-    nobody = 0
+    skipped = Counter[str]()
     with smtp.Connection(the.settings.smtp) as connection:
         try:
             for ready in map(prepare, todo):
-                if ready is None:
-                    nobody += 1
+                if isinstance(ready, str):
+                    skipped[ready] += 1
                     continue
                 event_id, account, message = ready
                 if not batch.claim(event_id, account):
@@ -391,12 +402,16 @@ def send_batch(the: Services, kind: str, recipients: tuple[Row, ...]) -> str:
             batch.flush()
     if batch.failures:
         raise NotAllSent(f"{len(batch.failures)} not sent ({batch.failures[0]}); {batch.sent_count} sent")
-    outcome = f"sent {batch.sent_count}"
-    if nobody:
-        outcome += f", {nobody} without an address"
+    outcome = f"sent {batch.sent_count}" + "".join(f", {skipped[why]} {why}" for why in _SKIPPED if skipped[why])
     if claimed:
         outcome += f", {len(claimed)} sent before"
     return outcome
+
+
+#: Why a recipient of a batch gets nothing, as the job's outcome says it.
+_NO_ADDRESS = "without an address"  # no account, no usable address, or disabled
+_NO_LONGER_DUE = "no longer due"  # the date it quotes is not its password's now (reminders.still_true)
+_SKIPPED = (_NO_ADDRESS, _NO_LONGER_DUE)
 
 
 def days_left(at: datetime | None, now: datetime) -> int:

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -137,6 +137,13 @@ def accounts_in(directory: Directory, accounts: dict[str, SeedAccount], states: 
     return [account for account in found if account is not None]
 
 
+def expires_at(directory: Directory, account: Account) -> datetime:
+    """When the account's password expires, as the directory says now (what a reminder quotes)."""
+    details = directory.account_details(account.id)
+    assert details is not None and details.expires_at is not None, account.username
+    return details.expires_at
+
+
 def one_each(mailbox: Mailbox, people: list[Account]) -> dict[str, EmailMessage]:
     """Every person's one message, checked: one per address, and nobody else got any."""
     counted = Counter(str(message["To"]) for message in mailbox.messages)
@@ -158,17 +165,19 @@ def test_a_bulk_send_reaches_each_recipient_once_in_their_language_and_a_second_
 ) -> None:
     app = build_app(slapd, **EMAIL_ENV)
     the = services_of(app)
-    people = accounts_in(directory, accounts, SENDABLE)
-    disabled = accounts_in(directory, accounts, ("disabled",))[0]
-    remembered_fr, unknown_language = people[5], people[6]
+    people = accounts_in(directory, accounts, tuple(state for state in SENDABLE if state != "expired"))
+    disabled, expired = accounts_in(directory, accounts, ("disabled", "expired"))
+    remembered_fr, unknown_language = people[4], people[5]
     with the.store.session() as session:
         session.add(AccountPreference(account_id=remembered_fr.id, language="fr"))
-    expires = utcnow() + timedelta(days=6, hours=20)
+    # Each reminder quotes its password's expiry as the directory has it (the worker checks it again):
+    # the expired password's is past, so it gets none, like the disabled account.
+    expiry = {person.id: expires_at(directory, person) for person in [*people, disabled, expired]}
     languages = {person.id: "fr" if i % 2 else "en" for i, person in enumerate(people)}
     languages[remembered_fr.id] = languages[unknown_language.id] = ""
     recipients = [
-        Recipient(person.id, languages.get(person.id, "en"), expires, key=f"{person.id}:7")
-        for person in [*people, disabled]
+        Recipient(person.id, languages.get(person.id, "en"), expiry[person.id], key=f"{person.id}:7")
+        for person in [*people, disabled, expired]
     ]
 
     ids = the.outbox.bulk(KIND, recipients, batch_size=3)
@@ -182,17 +191,18 @@ def test_a_bulk_send_reaches_each_recipient_once_in_their_language_and_a_second_
         assert message["Subject"] == SUBJECT[expected], person.username
         text, page = bodies(message)
         assert f"{HTTPS_BASE_URL}/change" in text and f'href="{HTTPS_BASE_URL}/change"' in page
+        assert the.mail_templates.format_datetime(expiry[person.id], expected) in text
         if expected == "fr":
-            assert f"{person.username} du domaine PARTNERS expire dans 7 jours, le " in text
+            assert f"{person.username} du domaine PARTNERS expire dans " in text
             assert f"à l’adresse suivante{NNBSP}:" in text
         else:
-            assert f"account {person.username} expires in 7 days, on " in text
+            assert f"account {person.username} expires in " in text
         assert person.display_name in text and person.display_name in page
     assert disabled.email not in {message["To"] for message in backing.mailbox.messages}
     events = email_events(app)
     assert len(events) == len(people) and {event.state for event in events} == {"sent"}
     assert {event.kind for event in events} == {KIND}
-    assert [run.outcome for run in runs(app)] == ["sent 3", "sent 3", "sent 1, 1 without an address"]
+    assert [run.outcome for run in runs(app)] == ["sent 3", "sent 3", "sent 0, 1 without an address, 1 no longer due"]
     assert all(job.get_status() == JobStatus.FINISHED for job in batch_jobs(app, ids))
     # One audit row per reminder sent, by the worker, on one unbroken chain.
     with the.store.session() as session:
@@ -208,7 +218,7 @@ def test_a_bulk_send_reaches_each_recipient_once_in_their_language_and_a_second_
     run_bulk_jobs(app)
 
     assert len(backing.mailbox.messages) == len(people)
-    assert runs(app)[-1].outcome == "sent 0, 1 without an address, 7 sent before"
+    assert runs(app)[-1].outcome == "sent 0, 1 without an address, 1 no longer due, 6 sent before"
     assert len(again) == 1
 
 
