@@ -37,6 +37,42 @@ HELPDESK_VERIFICATION = ("required", "optional", "off")
 HELPDESK_RESET = ("temporary", "link")
 
 
+#: The range each whole-number setting must fall in, and its unit, checked as it is read. Below the least, a
+#: flow cannot work (a link dead on arrival, a session over as it starts, a wait of 0 that never ends); past
+#: the most, nobody means it, and far past it a date leaves datetime's range or Redis refuses the TTL, so the
+#: flow using it fails at every request instead of at the start. config/defaults.env says each range.
+BOUNDS: dict[str, tuple[int, int, str]] = {
+    "LDAP_CONNECT_TIMEOUT": (1, 60, "seconds"),
+    "LDAP_TIMEOUT": (1, 3600, "seconds"),
+    "LDAP_POOL_SIZE": (1, 64, "connections"),
+    "LDAP_MAX_CALLS": (1, 64, "calls"),
+    "LDAP_QUEUE_TIMEOUT": (0, 60, "seconds"),
+    "LDAP_RETRY_AFTER": (1, 3600, "seconds"),
+    "LDAP_PREFER_AFTER": (1, 86400, "seconds"),
+    "SSPM_MIN_STRENGTH": (0, 4, "(a zxcvbn score)"),
+    "SSPM_SESSION_IDLE_MINUTES": (1, 1440, "minutes"),
+    "SSPM_SESSION_MAX_HOURS": (1, 168, "hours"),
+    "SSPM_STAFF_SESSION_IDLE_MINUTES": (1, 1440, "minutes"),
+    "SSPM_STAFF_SESSION_MAX_HOURS": (1, 168, "hours"),
+    "SSPM_STAFF_REAUTH_MINUTES": (1, 1440, "minutes"),
+    "SSPM_HELPDESK_VERIFY_MINUTES": (1, 1440, "minutes"),
+    "SSPM_MIN_ANSWER_LENGTH": (1, 64, "characters"),
+    "SSPM_CHALLENGE_SECONDS": (1, 3600, "seconds"),
+    "SSPM_RECOVERY_MAX_FAILURES": (1, 1000000, "failures"),
+    "SSPM_RECOVERY_WINDOW_MINUTES": (1, 10080, "minutes"),
+    "SSPM_TRUSTED_PROXIES": (0, 10, "proxies"),
+    "SSPM_METRICS_PORT": (0, 65535, "(0: not served)"),
+    "SSPM_SMTP_PORT": (1, 65535, "(a TCP port)"),
+    "SSPM_SMTP_TIMEOUT": (1, 300, "seconds"),
+    "SSPM_SMS_TIMEOUT": (1, 60, "seconds"),
+    "SSPM_RESET_LINK_MINUTES": (1, 1440, "minutes"),
+    "SSPM_SETUP_LINK_HOURS": (1, 720, "hours"),
+    "SSPM_CLOCK_SKEW_SECONDS": (0, 300, "seconds"),
+}
+#: Each of SSPM_EMAIL_RETRY_SECONDS's waits (0: at once), and how many retries at most.
+RETRY_SECONDS_MOST, RETRIES_MOST = 86400, 20
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names the key and the fix."""
 
@@ -149,7 +185,10 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
             value = int(text(key))
         except ValueError:
             raise ConfigError(f"{key} must be a whole number (got {text(key)!r})") from None
-        if value < 0:
+        least, most, unit = BOUNDS.get(key, (0, value, ""))
+        if not least <= value <= most:
+            if key in BOUNDS:
+                raise ConfigError(f"{key} must be from {least} to {most} {unit} (got {value})")
             raise ConfigError(f"{key} must not be negative (got {value})")
         return value
 
@@ -200,8 +239,6 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
     helpdesk_reset = text("SSPM_HELPDESK_RESET").lower()
     if helpdesk_reset not in HELPDESK_RESET:
         raise ConfigError(f"SSPM_HELPDESK_RESET must be temporary or link (got {helpdesk_reset!r})")
-    if number("SSPM_HELPDESK_VERIFY_MINUTES") < 1:
-        raise ConfigError("SSPM_HELPDESK_VERIFY_MINUTES must be at least 1: a verification of 0 minutes never works")
     totp_key_source = secret_of("SSPM_STAFF_TOTP_KEY")
     if totp_key_source and len(totp_key_source) < 32:
         raise ConfigError("SSPM_STAFF_TOTP_KEY must be a random value of at least 32 characters (or empty)")
@@ -271,19 +308,20 @@ def load(env_file: Path | None = None, environ: Mapping[str, str] | None = None)
         urlsplit(setup_next_url).scheme not in ("http", "https") or not urlsplit(setup_next_url).netloc
     ):
         raise ConfigError(f"SSPM_SETUP_NEXT_URL must be empty or an absolute http(s) URL (got {setup_next_url!r})")
-    if number("SSPM_SETUP_LINK_HOURS") < 1:
-        raise ConfigError("SSPM_SETUP_LINK_HOURS must be at least 1: a link of 0 hours never works")
     for key in ("SSPM_PEOPLE_EMPLOYEES_LOCATION", "SSPM_PEOPLE_CLINICIANS_LOCATION"):
         try:
             people_location(text(key), "organization")
         except ValueError as exc:
             raise ConfigError(f"{key}: {exc}") from None
-    if number("SSPM_RESET_LINK_MINUTES") < 1:
-        raise ConfigError("SSPM_RESET_LINK_MINUTES must be at least 1: a link of 0 minutes never works")
     try:
         retries = tuple(int(part) for part in text("SSPM_EMAIL_RETRY_SECONDS").split(",") if part.strip())
     except ValueError:
         raise ConfigError("SSPM_EMAIL_RETRY_SECONDS must be whole numbers separated by commas") from None
+    if len(retries) > RETRIES_MOST or any(not 0 <= wait <= RETRY_SECONDS_MOST for wait in retries):
+        raise ConfigError(
+            f"SSPM_EMAIL_RETRY_SECONDS must be at most {RETRIES_MOST} waits, each from 0 to {RETRY_SECONDS_MOST}"
+            f" seconds (got {text('SSPM_EMAIL_RETRY_SECONDS')!r})"
+        )
     sms_dir = Path(text("SSPM_SMS_DIR") or "tmp/sms")
     sms = SmsSettings(
         sender=text("SSPM_SMS_SENDER").lower(),

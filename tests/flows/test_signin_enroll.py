@@ -160,13 +160,13 @@ def test_each_request_keeps_the_session_alive_for_the_idle_time_again(
 
 
 def test_a_session_left_idle_ends(build_app: AppFactory, slapd: Slapd, accounts: dict[str, SeedAccount]) -> None:
-    # 0 minutes is the shortest idle time there is: the record lives the
-    # shortest time Redis keeps one (a second) after the last request.
-    app = build_app(slapd, SSPM_SESSION_IDLE_MINUTES="0")
+    app = build_app(slapd)
     visitor = Visitor(app)
     john = accounts["normal"]
     assert sign_in(visitor, john.uid, john.password).status_code == 303
     key = session_key(visitor)
+    # The idle time is the record's TTL: cut to a second, as if the user had been away that long.
+    app_redis(app).expire(key, 1)
 
     time.sleep(1.5)
 
@@ -177,13 +177,17 @@ def test_a_session_left_idle_ends(build_app: AppFactory, slapd: Slapd, accounts:
 def test_a_session_ends_after_the_absolute_time_however_busy_it_is(
     build_app: AppFactory, slapd: Slapd, accounts: dict[str, SeedAccount]
 ) -> None:
-    # A zero-hour limit: every session is already past it at its first use.
-    app = build_app(slapd, SSPM_SESSION_MAX_HOURS="0")
+    from tests.flows.test_realms import rewrite  # test_realms imports this module
+
+    app = build_app(slapd)
     visitor = Visitor(app)
     john = accounts["normal"]
     assert sign_in(visitor, john.uid, john.password).status_code == 303
     key = session_key(visitor)
     assert app_redis(app).exists(key), "the session was opened, with its idle time still to run"
+    # Started longer ago than the limit, and used all along (its idle time still runs).
+    hours = app.config["SSPM_SETTINGS"].session_max_hours
+    rewrite(app, key, started=time.time() - hours * 3600 - 1)
 
     assert not is_signed_in(visitor)
     assert not app_redis(app).exists(key)
