@@ -21,6 +21,11 @@ every later grant can be made in the console.
 scheduler [--anywhere]``: exit 0 with a line when a worker (serving those
 queues) or a scheduler of this host (of any, with --anywhere) is alive, from
 the heartbeats they keep in Redis; exit 1 with a line when none is.
+
+What is typed is checked before anyone is asked: a login or organization
+longer than the web forms take (``logins.MAX_LENGTH``, ``organizations.MAX_LENGTH``),
+empty, with control characters or not UTF-8 is refused in one line (exit 2),
+and a refused argument is quoted only in part.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import logging
 import math
 import signal
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
@@ -54,6 +60,8 @@ from sspm.policy.roles import BadGrant, Role
 
 #: The scheduler's longest tick: an entry is queued at most this late into its slot (the shortest is minutes).
 LONGEST_TICK = 60.0
+#: How much of a refused argument a message quotes.
+GLIMPSE = 40
 
 
 def _tick(text: str) -> float:
@@ -68,8 +76,45 @@ def _tick(text: str) -> float:
     except ValueError:
         seconds = math.nan
     if not 0 < seconds <= LONGEST_TICK:  # NaN fails every comparison
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 and at most {LONGEST_TICK:g}")
+        raise argparse.ArgumentTypeError(
+            f"{_glimpse(text)} is not a number of seconds above 0 and at most {LONGEST_TICK:g}"
+        )
     return seconds
+
+
+def _day(text: str) -> date:
+    """A day as YYYY-MM-DD (what ``audit archive --before`` takes)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_glimpse(text)} is not a day written YYYY-MM-DD") from None
+
+
+def _glimpse(text: str) -> str:
+    """``text`` as a message quotes it: an argument can be a whole pasted page, and its line must stay one line."""
+    return repr(text) if len(text) <= GLIMPSE else f"{text[:GLIMPSE]!r}... ({len(text)} characters)"
+
+
+def _unfit(text: str, what: str, longest: int) -> str | None:
+    """Why ``text`` cannot be any account's ``what`` (one line), or None; asked before the directory is.
+
+    Bounded as the web forms bound it (a 100,000-character login once came back as "the directory
+    stopped answering", which sent the operator after the wrong server), and refused when it holds
+    what nobody's can: control characters, or bytes that are not UTF-8 (a traceback, otherwise).
+    """
+    if not text.strip():
+        return f"sspm: the {what} is empty: give it as it is written in the directory"
+    if len(text) > longest:
+        return (
+            f"sspm: the {what} has {len(text)} characters, more than the {longest} any can have: check what was pasted"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"sspm: the {what} {_glimpse(text)} is not UTF-8 text: check the terminal's encoding (LANG)"
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        return f"sspm: the {what} {_glimpse(text)} holds control characters (a line break, a tab): type it again"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser("verify", help="walk the hash chain and report the first break")
     archive = audit_commands.add_parser("archive", help="move old rows to a file, leaving a signed checkpoint")
-    archive.add_argument("--before", required=True, type=date.fromisoformat, help="the rows before this day (UTC)")
+    archive.add_argument("--before", required=True, type=_day, help="the rows before this day (UTC)")
     archive.add_argument("file", type=Path, help="a new JSON-lines file for the rows")
     archived = audit_commands.add_parser(
         "verify-archive", help="check archive files, oldest first, against each other and the trail's checkpoint"
@@ -147,6 +192,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def staff_command(arguments: argparse.Namespace) -> int:
     """Grant, revoke or list staff roles, as the operator at this server's console."""
+    refusal = None
+    if arguments.staff_command != "list":
+        refusal = _unfit(arguments.login, "login", logins.MAX_LENGTH)
+    if refusal is None and getattr(arguments, "organization", None) is not None:
+        refusal = _unfit(arguments.organization, "organization", organizations.MAX_LENGTH)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
     services = build(settings_module.load())
     try:
         if arguments.staff_command == "list":
@@ -203,7 +256,7 @@ def health_command(redis_url: str, arguments: argparse.Namespace) -> int:
 
     unknown = [name for name in arguments.queues if name not in jobs.QUEUES]
     if (arguments.process == "scheduler" and arguments.queues) or unknown:
-        print(f"sspm: no queue {(unknown or arguments.queues)[0]!r} to ask about", file=sys.stderr)
+        print(f"sspm: no queue {_glimpse((unknown or arguments.queues)[0])} to ask about", file=sys.stderr)
         return 2
     connection = redisconn.connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
     try:

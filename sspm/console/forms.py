@@ -19,13 +19,14 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from sspm.account.audit import Action
 from sspm.console.service import GrantChoices
+from sspm.policy import organizations
 from sspm.policy.reasons import Reason
 from sspm.policy.roles import Role
 from sspm.web.fields import MAX_USERNAME
 
 #: The longest immutable id a directory gives (the audit trail's ``account_id`` column).
 MAX_ID = 64
-MAX_ORGANIZATION = 256
+MAX_ORGANIZATION = organizations.MAX_LENGTH
 MAX_FILTER = 256
 
 _ROLE_LABELS: dict[Role, LazyString] = {

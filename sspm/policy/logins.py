@@ -36,6 +36,9 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+#: The longest login (user name or email) SSPM asks the directory about, wherever it is typed:
+#: longer than any real one, short enough to bound the work one lookup causes.
+MAX_LENGTH = 256
 _SPACES = re.compile(r"\s+")
 #: Python lower-cases U+0130 (I with a dot) to "i" + a combining dot; the
 #: directory's simple case mapping, used here, gives a plain "i".

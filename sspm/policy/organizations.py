@@ -26,6 +26,8 @@ from connectors.directory import AccountDetails
 
 #: The organization of every organization: only a Super Admin's grant names it.
 EVERY = "*"
+#: The longest organization name a grant may be given, wherever it is typed.
+MAX_LENGTH = 256
 
 
 class BadOrganizationSource(ValueError):

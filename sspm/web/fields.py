@@ -11,8 +11,10 @@ from flask_babel.speaklater import LazyString
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from sspm.policy import logins
+
 #: Longer than any real user name or password, short enough to bound work.
-MAX_USERNAME = 256
+MAX_USERNAME = logins.MAX_LENGTH
 MAX_PASSWORD = 512
 MAX_ANSWER = 200
 
